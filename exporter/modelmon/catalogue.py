@@ -1,0 +1,302 @@
+"""The metric catalogue: every metric modelmon exposes, in one place.
+
+Code, dashboards, alerts, docs and tests refer to these definitions. A rename is
+a breaking change. ``docs/metrics.md`` is generated from this module by
+``python -m modelmon.catalogue > docs/metrics.md`` and a test fails when the two
+differ.
+
+Each :class:`MetricSpec` also builds a fresh metric family for custom
+collectors (``spec.family()``), so that collectors never spell a metric name or
+a label list on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+__all__ = [
+    "MetricSpec",
+    "HistogramFamily",
+    "CATALOGUE",
+    "by_name",
+    "render_markdown",
+    "LATENCY_BUCKETS",
+    "SCHEMA_VIOLATION_REASONS",
+    "DRIFT_METHODS",
+    "NUMERIC_ONLY_METHODS",
+    "DRIFT_REFERENCES",
+    "OTHER",
+    "UNKNOWN",
+]
+
+MetricType = Literal["counter", "gauge", "histogram", "info"]
+
+#: Category label value for every category the baseline did not keep.
+OTHER = "__other__"
+#: Feature label value for every feature name the baseline does not know.
+UNKNOWN = "__unknown__"
+
+SCHEMA_VIOLATION_REASONS: tuple[str, ...] = (
+    "unknown_feature",
+    "wrong_type",
+    "non_finite",
+    "missing_required",
+)
+
+#: Drift methods, in export order. ``ks`` and ``wasserstein_normed`` need an
+#: ordered axis and are computed for numeric features and outputs only.
+DRIFT_METHODS: tuple[str, ...] = (
+    "psi",
+    "jensen_shannon",
+    "hellinger",
+    "ks",
+    "ks_pvalue",
+    "chi2_pvalue",
+    "wasserstein_normed",
+)
+NUMERIC_ONLY_METHODS: frozenset[str] = frozenset({"ks", "ks_pvalue", "wasserstein_normed"})
+DRIFT_REFERENCES: tuple[str, ...] = ("baseline", "previous")
+
+#: Inference latency buckets in seconds (prometheus_client's defaults, extended
+#: down to 0.5 ms because many models answer in under 5 ms).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+
+_MV = ("model", "model_version")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: its exposition name, type, help text and label names.
+
+    ``name`` is the name as it appears in the text exposition: counters end in
+    ``_total``, info metrics in ``_info``; histograms are named without the
+    ``_bucket``/``_sum``/``_count`` suffixes.
+    """
+
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...]
+    component: Literal["monitor", "drift"]
+
+    @property
+    def family_name(self) -> str:
+        """The name prometheus_client's family classes expect (no ``_total``/``_info``)."""
+        if self.type == "counter":
+            return self.name.removesuffix("_total")
+        if self.type == "info":
+            return self.name.removesuffix("_info")
+        return self.name
+
+    def family(self) -> Metric:
+        """A fresh, empty metric family for a collector to fill."""
+        if self.type == "counter":
+            return CounterMetricFamily(self.family_name, self.help, labels=self.labels)
+        if self.type == "gauge":
+            return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        if self.type == "info":
+            # Info labels are given per sample (see InfoMetricFamily.add_metric).
+            return InfoMetricFamily(self.family_name, self.help, labels=())
+        return HistogramFamily(self)
+
+
+class HistogramFamily(Metric):
+    """A histogram family that always emits ``_sum`` and ``_count``.
+
+    prometheus_client's ``HistogramMetricFamily`` drops both when the first
+    bucket bound is negative, which is common for feature histograms (a
+    standardised feature, a temperature, a log-ratio).
+    """
+
+    def __init__(self, spec: MetricSpec) -> None:
+        super().__init__(spec.name, spec.help, "histogram")
+        self._labelnames = spec.labels
+
+    def add(
+        self,
+        labels: Sequence[str],
+        les: Sequence[str],
+        cumulative: Iterable[float],
+        sum_value: float,
+    ) -> None:
+        """Add one labelled histogram.
+
+        ``les`` are the ``le`` strings including the final ``"+Inf"``;
+        ``cumulative`` the cumulative counts at each of them.
+        """
+        base = dict(zip(self._labelnames, labels))
+        name = self.name
+        count = 0.0
+        for le, value in zip(les, cumulative):
+            lab = dict(base)
+            lab["le"] = le
+            self.add_sample(name + "_bucket", lab, float(value))
+            count = value
+        self.add_sample(name + "_count", base, float(count))
+        self.add_sample(name + "_sum", base, float(sum_value))
+
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    # --- Monitor / sidecar -------------------------------------------------
+    MetricSpec(
+        "modelmon_model_info", "info",
+        "Model being monitored, with the id (content hash) of its baseline. Value is always 1.",
+        _MV + ("baseline_id",), "monitor"),
+    MetricSpec(
+        "modelmon_predictions_total", "counter",
+        "Events (predictions) observed.",
+        _MV, "monitor"),
+    MetricSpec(
+        "modelmon_feature_value", "histogram",
+        "Values of a numeric feature; bucket bounds are the baseline's training quantiles.",
+        _MV + ("feature",), "monitor"),
+    MetricSpec(
+        "modelmon_feature_category_total", "counter",
+        "Events per category of a categorical feature; categories not kept by the baseline "
+        "are counted as __other__.",
+        _MV + ("feature", "category"), "monitor"),
+    MetricSpec(
+        "modelmon_feature_missing_total", "counter",
+        "Events in which the feature had no usable value (absent, null, NaN/inf or wrong type).",
+        _MV + ("feature",), "monitor"),
+    MetricSpec(
+        "modelmon_feature_out_of_range_total", "counter",
+        "Numeric feature values outside the [min, max] seen in the training data.",
+        _MV + ("feature",), "monitor"),
+    MetricSpec(
+        "modelmon_schema_violations_total", "counter",
+        "Values that broke the baseline's schema, by reason (unknown_feature, wrong_type, "
+        "non_finite, missing_required); unknown feature names are counted as __unknown__.",
+        _MV + ("feature", "reason"), "monitor"),
+    MetricSpec(
+        "modelmon_prediction_value", "histogram",
+        "Values of a numeric model output (regression value or class score); bucket bounds "
+        "are the baseline's training quantiles.",
+        _MV + ("output",), "monitor"),
+    MetricSpec(
+        "modelmon_predicted_class_total", "counter",
+        "Predictions per predicted class; classes not in the baseline are counted as __other__.",
+        _MV + ("class",), "monitor"),
+    MetricSpec(
+        "modelmon_inference_latency_seconds", "histogram",
+        "Inference latency reported with each event.",
+        _MV, "monitor"),
+    MetricSpec(
+        "modelmon_baseline_bucket_ratio", "gauge",
+        "Cumulative fraction of the training values at or below each le bound of the feature "
+        "or output histogram; same le strings as the histogram.",
+        _MV + ("feature", "le"), "monitor"),
+    MetricSpec(
+        "modelmon_baseline_category_ratio", "gauge",
+        "Fraction of the training values in each category kept by the baseline (and __other__).",
+        _MV + ("feature", "category"), "monitor"),
+    MetricSpec(
+        "modelmon_baseline_samples", "gauge",
+        "Training values behind the baseline ratios of a feature or output (non-missing rows).",
+        _MV + ("feature",), "monitor"),
+    # --- Drift exporter ----------------------------------------------------
+    MetricSpec(
+        "modelmon_drift_score", "gauge",
+        "Drift of a feature's live window against the reference (baseline, or the previous "
+        "window of the same length), by method: psi, jensen_shannon, hellinger, ks, ks_pvalue, "
+        "chi2_pvalue, wasserstein_normed.",
+        _MV + ("feature", "method", "reference"), "drift"),
+    MetricSpec(
+        "modelmon_prediction_drift_score", "gauge",
+        "Drift of a model output's live window against the reference, by method (as "
+        "modelmon_drift_score); output is a score/value output or the predicted class.",
+        _MV + ("output", "method", "reference"), "drift"),
+    MetricSpec(
+        "modelmon_drift_window_samples", "gauge",
+        "Samples behind a drift comparison: for reference=baseline the current window's, for "
+        "reference=previous the previous window's. Exported even below --min-samples.",
+        _MV + ("feature", "reference"), "drift"),
+    MetricSpec(
+        "modelmon_drift_evaluation_timestamp_seconds", "gauge",
+        "Unix time at which the last drift evaluation finished.",
+        (), "drift"),
+    MetricSpec(
+        "modelmon_drift_last_success_timestamp_seconds", "gauge",
+        "Unix time of the last drift evaluation in which every source answered.",
+        (), "drift"),
+    MetricSpec(
+        "modelmon_drift_evaluation_duration_seconds", "histogram",
+        "Time taken by drift evaluations.",
+        (), "drift"),
+    MetricSpec(
+        "modelmon_drift_evaluations_total", "counter",
+        "Drift evaluations run.",
+        (), "drift"),
+    MetricSpec(
+        "modelmon_drift_source_up", "gauge",
+        "1 when the last read of a source (a scraped /metrics URL or a query API) succeeded, "
+        "else 0.",
+        ("source",), "drift"),
+)
+
+_BY_NAME = {m.name: m for m in CATALOGUE}
+
+
+def by_name(name: str) -> MetricSpec:
+    """The catalogue entry for an exposition name.
+
+    >>> by_name("modelmon_predictions_total").labels
+    ('model', 'model_version')
+    """
+    return _BY_NAME[name]
+
+
+def render_markdown() -> str:
+    """``docs/metrics.md``, generated from :data:`CATALOGUE`."""
+    lines = [
+        "# Metrics",
+        "",
+        "Generated from `exporter/modelmon/catalogue.py` by "
+        "`python -m modelmon.catalogue > docs/metrics.md`; do not edit by hand.",
+        "A test fails when this file and the catalogue differ. Names, types and label sets are",
+        "a contract: a rename is a breaking change.",
+        "",
+    ]
+    titles = {"monitor": "Monitor and sidecar (`/metrics` of the monitored process)",
+              "drift": "Drift exporter (`modelmon drift`)"}
+    for component in ("monitor", "drift"):
+        lines += [f"## {titles[component]}", "", "| metric | type | labels | help |",
+                  "|---|---|---|---|"]
+        for m in CATALOGUE:
+            if m.component != component:
+                continue
+            labels = ", ".join(f"`{lab}`" for lab in m.labels) or "—"
+            lines.append(f"| `{m.name}` | {m.type} | {labels} | {m.help} |")
+        lines.append("")
+    lines += [
+        "## Label values",
+        "",
+        f"- `feature`, `category`, `class`, `output`: only values from the baseline, plus "
+        f"`{OTHER}` (categories and classes the baseline did not keep) and `{UNKNOWN}` "
+        "(feature names it does not know). Nothing user-controlled creates new label values.",
+        "- `reason`: " + ", ".join(f"`{r}`" for r in SCHEMA_VIOLATION_REASONS) + ".",
+        "- `method`: " + ", ".join(f"`{r}`" for r in DRIFT_METHODS)
+        + "; `ks`, `ks_pvalue` and `wasserstein_normed` for numeric features and outputs only.",
+        "- `reference`: " + ", ".join(f"`{r}`" for r in DRIFT_REFERENCES) + ".",
+        "- `le` on `modelmon_inference_latency_seconds`: "
+        + ", ".join(str(b) for b in LATENCY_BUCKETS) + ", +Inf.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    sys.stdout.write(render_markdown())

@@ -1,0 +1,129 @@
+"""MonitorCollector: renders a Monitor's count arrays as fresh families at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from ..baseline import NumericSummary
+from ..catalogue import LATENCY_BUCKETS, HistogramFamily, by_name
+
+if TYPE_CHECKING:
+    from .core import Monitor
+
+__all__ = ["MonitorCollector", "le_labels"]
+
+
+def le_labels(edges: "np.ndarray | tuple[float, ...]") -> list[str]:
+    """The ``le`` strings of a histogram with these finite bounds, ``+Inf`` last.
+
+    >>> le_labels((-1.0, 0.5, 1200000.0))
+    ['-1.0', '0.5', '1.2e+06', '+Inf']
+    """
+    return [floatToGoString(float(e)) for e in edges] + ["+Inf"]
+
+
+_LATENCY_LES = le_labels(LATENCY_BUCKETS)
+
+
+def _cumulative_ratios(s: NumericSummary) -> list[float]:
+    c = np.cumsum(np.asarray(s.counts, dtype=np.float64))
+    return (c / c[-1]).tolist() if c[-1] else [0.0] * c.size
+
+
+class MonitorCollector(Collector):
+    """Builds every ``modelmon_*`` family of a Monitor on each scrape.
+
+    Buffered events are folded first, so a scrape shows exactly what was
+    observed before it started.
+    """
+
+    def __init__(self, monitor: "Monitor") -> None:
+        self.monitor = monitor
+        # Label strings never change for a baseline: compute them once.
+        self._les: dict[tuple[str, str], list[str]] = {}
+        for m, st in monitor._models.items():
+            for name, num in {**st.numeric, **st.outputs}.items():
+                self._les[(m, name)] = le_labels(num.edges)
+
+    def describe(self) -> Iterator[Metric]:
+        # Registering must not fold or read counts; an empty describe makes the
+        # registry call collect() only at scrape time.
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        mon = self.monitor
+        mon.flush()
+        fam = {spec.name: spec.family() for spec in _SPECS}
+        info = fam["modelmon_model_info"]
+        preds = fam["modelmon_predictions_total"]
+        fv: HistogramFamily = fam["modelmon_feature_value"]  # type: ignore[assignment]
+        cat = fam["modelmon_feature_category_total"]
+        miss = fam["modelmon_feature_missing_total"]
+        oor = fam["modelmon_feature_out_of_range_total"]
+        viol = fam["modelmon_schema_violations_total"]
+        pv: HistogramFamily = fam["modelmon_prediction_value"]  # type: ignore[assignment]
+        pcls = fam["modelmon_predicted_class_total"]
+        lat: HistogramFamily = fam["modelmon_inference_latency_seconds"]  # type: ignore[assignment]
+        bbr = fam["modelmon_baseline_bucket_ratio"]
+        bcr = fam["modelmon_baseline_category_ratio"]
+        bsm = fam["modelmon_baseline_samples"]
+        for model, st in mon._models.items():
+            v = st.version
+            b = st.baseline
+            with st.lock:
+                info.add_metric([], {"model": model, "model_version": v, "baseline_id": b.id})
+                preds.add_metric([model, v], float(st.predictions))
+                for name, num in st.numeric.items():
+                    fv.add([model, v, name], self._les[(model, name)],
+                           np.cumsum(num.counts).tolist(), num.sum)
+                    oor.add_metric([model, v, name], float(num.out_of_range))
+                for name, c in st.categorical.items():
+                    for label, n in zip(c.labels, c.counts.tolist()):
+                        cat.add_metric([model, v, name, label], float(n))
+                for name in st.feature_names:
+                    miss.add_metric([model, v, name], float(st.missing[name]))
+                for (feature, reason), n in st.violations.items():
+                    viol.add_metric([model, v, feature, reason], float(n))
+                for name, out in st.outputs.items():
+                    pv.add([model, v, name], self._les[(model, name)],
+                           np.cumsum(out.counts).tolist(), out.sum)
+                if st.classes is not None:
+                    for label, n in zip(st.classes.labels, st.classes.counts.tolist()):
+                        pcls.add_metric([model, v, label], float(n))
+                lat.add([model, v], _LATENCY_LES, np.cumsum(st.latency).tolist(), st.latency_sum)
+            # Baseline gauges: constant for the process, no lock needed.
+            for name, s in {**b.numeric_features, **b.numeric_outputs}.items():
+                for le, r in zip(self._les[(model, name)], _cumulative_ratios(s)):
+                    bbr.add_metric([model, v, name, le], r)
+                bsm.add_metric([model, v, name], float(s.samples))
+            cats = dict(b.categorical_features)
+            if st.classes is not None and b.prediction is not None:
+                cats[b.prediction.name] = b.prediction  # type: ignore[assignment]
+            for name, cs in cats.items():
+                for label, r in zip(cs.labels, cs.ratios.tolist()):
+                    bcr.add_metric([model, v, name, label], r)
+                bsm.add_metric([model, v, name], float(cs.samples))
+        yield from (f for f in fam.values() if f.samples)
+
+
+_SPECS = [by_name(n) for n in (
+    "modelmon_model_info",
+    "modelmon_predictions_total",
+    "modelmon_feature_value",
+    "modelmon_feature_category_total",
+    "modelmon_feature_missing_total",
+    "modelmon_feature_out_of_range_total",
+    "modelmon_schema_violations_total",
+    "modelmon_prediction_value",
+    "modelmon_predicted_class_total",
+    "modelmon_inference_latency_seconds",
+    "modelmon_baseline_bucket_ratio",
+    "modelmon_baseline_category_ratio",
+    "modelmon_baseline_samples",
+)]

@@ -1,0 +1,659 @@
+"""Monitor: the in-process hot path from events to count arrays.
+
+Events are buffered as they come (one lock, one list append) and folded into
+preallocated numpy count arrays in vectorised batches: when the buffer reaches
+``flush_at`` events, and always before a scrape, so /metrics shows exactly what
+was observed. Bad values never raise into the caller (unless ``strict=True``):
+each is counted as a schema violation with its reason, and the rest of the
+event is still counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+from prometheus_client.registry import REGISTRY, CollectorRegistry
+
+from ..baseline import Baseline, CategoricalSummary, NumericSummary, category_key
+from ..catalogue import LATENCY_BUCKETS, OTHER, UNKNOWN
+
+__all__ = ["Monitor", "SchemaViolationError"]
+
+log = logging.getLogger("modelmon.monitor")
+
+_NUMERIC_TYPES = (int, float, np.integer, np.floating)  # bool is an int: accepted as 0/1
+
+
+class SchemaViolationError(ValueError):
+    """Raised by ``strict=True`` monitors; lists every violation of the event or batch."""
+
+
+class _Numeric:
+    """Count arrays of one numeric column (feature or output)."""
+
+    __slots__ = ("name", "edges", "counts", "sum", "lo", "hi", "required", "out_of_range")
+
+    def __init__(self, s: NumericSummary) -> None:
+        self.name = s.name
+        self.edges = np.asarray(s.edges, dtype=np.float64)
+        self.counts = np.zeros(self.edges.size + 1, dtype=np.int64)
+        self.sum = 0.0
+        self.lo, self.hi = s.min, s.max
+        self.required = s.missing_fraction == 0.0
+        self.out_of_range = 0
+
+    def add(self, v: np.ndarray) -> None:
+        if v.size:
+            self.counts += np.bincount(np.searchsorted(self.edges, v, side="left"),
+                                       minlength=self.counts.size)
+            self.sum += float(v.sum())
+            self.out_of_range += int(np.count_nonzero((v < self.lo) | (v > self.hi)))
+
+
+class _Categorical:
+    """Count array of one categorical column; the last slot is ``__other__``."""
+
+    __slots__ = ("name", "labels", "lookup", "counts", "required")
+
+    def __init__(self, s: CategoricalSummary) -> None:
+        self.name = s.name
+        self.labels = s.labels
+        self.lookup = {c: i for i, c in enumerate(s.categories)}
+        self.counts = np.zeros(len(self.labels), dtype=np.int64)
+        self.required = s.missing_fraction == 0.0
+
+
+class _Problems:
+    """Violation and missing counts gathered while folding one batch."""
+
+    __slots__ = ("violations", "missing", "messages", "keep_messages")
+
+    def __init__(self, keep_messages: bool) -> None:
+        self.violations: dict[tuple[str, str], int] = {}
+        self.missing: dict[str, int] = {}
+        self.messages: list[str] = []
+        self.keep_messages = keep_messages
+
+    def violation(self, feature: str, reason: str, n: int = 1, detail: str = "") -> None:
+        key = (feature, reason)
+        self.violations[key] = self.violations.get(key, 0) + n
+        if self.keep_messages and len(self.messages) < 20:
+            self.messages.append(f"{feature}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class ModelState:
+    """Everything counted for one model version. Read by the collector under ``lock``."""
+
+    def __init__(self, baseline: Baseline) -> None:
+        self.baseline = baseline
+        self.model = baseline.model
+        self.version = baseline.model_version
+        self.numeric = {n: _Numeric(s) for n, s in baseline.numeric_features.items()}
+        self.categorical = {n: _Categorical(s) for n, s in baseline.categorical_features.items()}
+        self.feature_names = list(baseline.features)
+        self.n_features = len(self.feature_names)
+        self._getter = itemgetter(*self.feature_names)
+        self._single = self.n_features == 1
+        self.outputs = {n: _Numeric(s) for n, s in baseline.numeric_outputs.items()}
+        self.prob_names = list(baseline.probabilities)
+        pred = baseline.prediction
+        self.pred_numeric = isinstance(pred, NumericSummary)
+        self.pred_name = pred.name if pred is not None else None
+        self.classes = _Categorical(pred) if isinstance(pred, CategoricalSummary) else None
+        self.predictions = 0
+        self.latency_edges = np.asarray(LATENCY_BUCKETS, dtype=np.float64)
+        self.latency = np.zeros(len(LATENCY_BUCKETS) + 1, dtype=np.int64)
+        self.latency_sum = 0.0
+        self.missing = {n: 0 for n in self.feature_names}
+        # The bounded set of violation series, all exported from the start at 0.
+        fields = self.feature_names + list(self.outputs) + (
+            [self.pred_name] if self.classes is not None and self.pred_name else [])
+        self.violations: dict[tuple[str, str], int] = {(UNKNOWN, "unknown_feature"): 0}
+        for f in fields:
+            for reason in ("wrong_type", "non_finite", "missing_required"):
+                self.violations[(f, reason)] = 0
+        self.buffer: list[tuple[Any, Any, Any, Any]] = []
+        self.lock = threading.Lock()        # counts, and the buffer swap
+        self.buffer_lock = threading.Lock()  # appends
+
+    # -- folding ----------------------------------------------------------------
+
+    def take_buffer(self) -> list[tuple[Any, Any, Any, Any]]:
+        with self.buffer_lock:
+            buf, self.buffer = self.buffer, []
+        return buf
+
+    def fold(self, events: list[tuple[Any, Any, Any, Any]], problems: _Problems) -> None:
+        """Fold buffered single events (call with ``lock`` held)."""
+        n = len(events)
+        if not n:
+            return
+        feats, preds, probs, lats = zip(*events)
+        rows = self._rows(feats, problems)
+        columns = dict(zip(self.feature_names, zip(*rows) if self.n_features > 1
+                           else [[r for r in rows]]))
+        self._ingest(n, columns, problems)
+        self._ingest_outputs(n, preds, probs, problems)
+        self._ingest_latency(lats)
+        self.predictions += n
+
+    def _rows(self, feats: Sequence[Any], problems: _Problems) -> list[Any]:
+        """Feature values as row tuples in baseline order; ``None`` where absent."""
+        nf = self.n_features
+        try:
+            rows = list(map(self._getter, feats))
+            if min(map(len, feats)) == nf and max(map(len, feats)) == nf:
+                return rows  # every event has exactly the baseline's features
+        except (KeyError, TypeError):
+            pass
+        names = self.feature_names
+        known = set(names)
+        rows = []
+        unknown = 0
+        for f in feats:
+            if not isinstance(f, Mapping):
+                problems.violation(UNKNOWN, "unknown_feature", 0)
+                row = tuple(None for _ in names)
+                problems.messages.append(f"features: expected a mapping, got {type(f).__name__}") \
+                    if problems.keep_messages else None
+            else:
+                get = f.get
+                row = tuple(get(k) for k in names)
+                if len(f) > nf or not known.issuperset(f):
+                    extra = sum(1 for k in f if k not in known)
+                    unknown += extra
+            rows.append(row if nf > 1 else row[0])
+        if unknown:
+            problems.violation(UNKNOWN, "unknown_feature", unknown)
+        return rows
+
+    def _ingest(self, n: int, columns: Mapping[str, Any], problems: _Problems) -> None:
+        for name, col in columns.items():
+            num = self.numeric.get(name)
+            if num is not None:
+                values = _numeric_column(name, col, n, num.required, problems)
+                num.add(values)
+                if values.size != n:
+                    self.missing[name] += n - values.size
+            else:
+                cat = self.categorical[name]
+                idx = _categorical_column(name, col, n, cat.lookup, len(cat.labels) - 1,
+                                          cat.required, problems)
+                cat.counts += np.bincount(idx, minlength=cat.counts.size)
+                if idx.size != n:
+                    self.missing[name] += n - idx.size
+
+    def _ingest_outputs(self, n: int, preds: Sequence[Any], probs: Sequence[Any],
+                        problems: _Problems) -> None:
+        if any(p is not None for p in preds):
+            present = [p for p in preds if p is not None]
+            if self.pred_name is None:
+                problems.violation(UNKNOWN, "unknown_feature", len(present), "prediction")
+            elif self.classes is not None:
+                c = self.classes
+                idx = _categorical_column(self.pred_name, present, len(present), c.lookup,
+                                          len(c.labels) - 1, False, problems)
+                c.counts += np.bincount(idx, minlength=c.counts.size)
+            else:
+                out = self.outputs[self.pred_name]
+                out.add(_numeric_column(self.pred_name, present, len(present), False, problems))
+        if any(p is not None for p in probs):
+            cols: dict[str, list[Any]] = {k: [] for k in self.prob_names}
+            for p in probs:
+                if p is None:
+                    continue
+                if isinstance(p, Mapping):
+                    for k, v in p.items():
+                        col = cols.get(k)
+                        if col is None:
+                            problems.violation(UNKNOWN, "unknown_feature", 1, f"probabilities.{k}")
+                        else:
+                            col.append(v)
+                elif isinstance(p, (list, tuple, np.ndarray)):
+                    if len(p) != len(self.prob_names):
+                        problems.violation(UNKNOWN, "unknown_feature", 1,
+                                           f"probabilities: {len(p)} values for "
+                                           f"{len(self.prob_names)} score outputs")
+                        continue
+                    for k, v in zip(self.prob_names, p):
+                        cols[k].append(v)
+                elif len(self.prob_names) == 1:
+                    cols[self.prob_names[0]].append(p)
+                else:
+                    problems.violation(UNKNOWN, "unknown_feature", 1,
+                                       "probabilities: a single number for several score outputs")
+            for k, col in cols.items():
+                if col:
+                    self.outputs[k].add(_numeric_column(k, col, len(col), False, problems))
+
+    def _ingest_latency(self, lats: Sequence[Any]) -> None:
+        vals = [v for v in lats if v is not None and type(v) in (int, float)
+                and 0 <= v < math.inf]
+        if vals:
+            a = np.asarray(vals, dtype=np.float64)
+            self.latency += np.bincount(np.searchsorted(self.latency_edges, a, side="left"),
+                                        minlength=self.latency.size)
+            self.latency_sum += float(a.sum())
+
+    def record(self, problems: _Problems) -> None:
+        for key, n in problems.violations.items():
+            if key in self.violations:
+                self.violations[key] += n
+            else:  # an output field we do not export: keep the set bounded
+                self.violations[(UNKNOWN, "unknown_feature")] += n
+        for name, n in problems.missing.items():
+            if name in self.missing:
+                self.missing[name] += n
+
+
+def _numeric_column(name: str, col: Any, n: int, required: bool,
+                    problems: _Problems) -> np.ndarray:
+    """Finite float values of a column; problems counted. Fast path for clean data."""
+    if isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
+        a = col.astype(np.float64, copy=False)
+    else:
+        try:
+            a = np.asarray(col)
+        except (ValueError, TypeError):  # ragged nested values
+            a = np.asarray(list(col), dtype=object)
+        if a.dtype.kind in "fiub":
+            a = a.astype(np.float64, copy=False)
+        else:
+            return _numeric_slow(name, a.tolist() if a.ndim == 1 else list(col), required, problems)
+    if a.ndim != 1:
+        return _numeric_slow(name, list(col), required, problems)
+    finite = np.isfinite(a)
+    if finite.all():
+        return a
+    bad = int(n - np.count_nonzero(finite))
+    problems.violation(name, "non_finite", bad, "NaN or infinite value")
+    return a[finite]
+
+
+def _numeric_slow(name: str, values: list[Any], required: bool, problems: _Problems) -> np.ndarray:
+    good: list[float] = []
+    missing = wrong = nonfinite = 0
+    example = None
+    for v in values:
+        if v is None:
+            missing += 1
+        elif isinstance(v, _NUMERIC_TYPES):
+            f = float(v)
+            if math.isfinite(f):
+                good.append(f)
+            else:
+                nonfinite += 1
+        else:
+            wrong += 1
+            example = v
+    if missing and required:
+        problems.violation(name, "missing_required", missing)
+    if wrong:
+        problems.violation(name, "wrong_type", wrong,
+                           f"expected a number, got {type(example).__name__}")
+    if nonfinite:
+        problems.violation(name, "non_finite", nonfinite, "NaN or infinite value")
+    return np.asarray(good, dtype=np.float64)
+
+
+def _categorical_column(name: str, col: Any, n: int, lookup: Mapping[str, int], other: int,
+                        required: bool, problems: _Problems) -> np.ndarray:
+    """Category indices of the usable values; problems counted."""
+    values = col.tolist() if isinstance(col, np.ndarray) else col
+    get = lookup.get
+    try:
+        idx = [get(v, -1) for v in values]
+    except TypeError:  # an unhashable value (list, dict)
+        idx = [-1] * n
+    a = np.asarray(idx, dtype=np.intp)
+    rest = np.flatnonzero(a < 0)
+    if not rest.size:
+        return a
+    missing = wrong = nonfinite = 0
+    example = None
+    keep = np.ones(n, dtype=bool)
+    for i in rest.tolist():
+        v = values[i]
+        try:
+            key = category_key(v)
+        except TypeError:
+            key = None
+            if isinstance(v, float):
+                nonfinite += 1
+            else:
+                wrong += 1
+                example = v
+            keep[i] = False
+            continue
+        if key is None:
+            if v is None:
+                missing += 1
+            else:  # NaN
+                nonfinite += 1
+            keep[i] = False
+        else:
+            a[i] = get(key, other)
+    if missing and required:
+        problems.violation(name, "missing_required", missing)
+    if wrong:
+        problems.violation(name, "wrong_type", wrong,
+                           f"expected a string, number or bool, got {type(example).__name__}")
+    if nonfinite:
+        problems.violation(name, "non_finite", nonfinite, "NaN or infinite value")
+    return a[keep]
+
+
+class Monitor:
+    """Counts features, predictions and latency of one or more models for Prometheus.
+
+    Parameters
+    ----------
+    baselines : Baseline or sequence of Baseline
+        One baseline per monitored model (one version per model name).
+    registry : CollectorRegistry or None
+        Where to register the collector (default: prometheus_client's global
+        registry). ``None`` registers nothing; use :attr:`collector` yourself.
+    strict : bool
+        Raise :class:`SchemaViolationError` on bad values (after counting them)
+        instead of only counting them. For tests and development.
+    clock : callable
+        Source of time (seconds); used to time :meth:`timer` blocks.
+    flush_at : int
+        Buffered single events are folded into the count arrays at this many
+        events, and always before a scrape.
+
+    Examples
+    --------
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> b = Baseline.build({"x": [1.0, 2.0, 3.0, 4.0]}, model="m", bins=2)
+    >>> reg = CollectorRegistry()
+    >>> mon = Monitor(b, registry=reg)
+    >>> mon.observe({"x": 2.5})
+    >>> mon.observe({"x": "oops"})
+    >>> reg.get_sample_value("modelmon_feature_value_bucket",
+    ...                      {"model": "m", "model_version": "1", "feature": "x", "le": "+Inf"})
+    1.0
+    >>> reg.get_sample_value("modelmon_schema_violations_total", {"model": "m",
+    ...     "model_version": "1", "feature": "x", "reason": "wrong_type"})
+    1.0
+    """
+
+    def __init__(
+        self,
+        baselines: Baseline | Sequence[Baseline],
+        *,
+        registry: CollectorRegistry | None = REGISTRY,
+        strict: bool = False,
+        clock: Callable[[], float] = time.time,
+        flush_at: int = 1000,
+    ) -> None:
+        from .collector import MonitorCollector
+
+        items = [baselines] if isinstance(baselines, Baseline) else list(baselines)
+        if not items:
+            raise ValueError("Monitor needs at least one baseline")
+        self._models: dict[str, ModelState] = {}
+        for b in items:
+            if not isinstance(b, Baseline):
+                raise TypeError(f"expected Baseline objects, got {type(b).__name__}")
+            if b.model in self._models:
+                raise ValueError(f"model {b.model!r} given twice: one Monitor serves one version "
+                                 "per model")
+            self._models[b.model] = ModelState(b)
+        self._default = items[0].model if len(items) == 1 else None
+        self.strict = strict
+        self.clock = clock
+        self.flush_at = max(1, int(flush_at))
+        self.collector = MonitorCollector(self)
+        self.registry = registry
+        if registry is not None:
+            registry.register(self.collector)
+
+    # -- public API -------------------------------------------------------------
+
+    @property
+    def models(self) -> dict[str, Baseline]:
+        """Baselines by model name."""
+        return {n: s.baseline for n, s in self._models.items()}
+
+    def _state(self, model: str | None) -> ModelState:
+        if model is None:
+            if self._default is None:
+                raise ValueError(f"this Monitor serves several models; pass model= one of "
+                                 f"{sorted(self._models)}")
+            return self._models[self._default]
+        st = self._models.get(model)
+        if st is None:
+            raise KeyError(f"unknown model {model!r}; configured: {sorted(self._models)}")
+        return st
+
+    def observe(
+        self,
+        features: Mapping[str, Any],
+        *,
+        prediction: Any = None,
+        probabilities: Any = None,
+        latency_seconds: float | None = None,
+        id: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Count one event.
+
+        Parameters
+        ----------
+        features : mapping of feature name to value
+            Numbers for numeric features; strings, numbers or bools for
+            categorical ones; ``None`` (or leaving a feature out) for missing.
+        prediction : optional
+            The predicted class (classification) or value (regression).
+        probabilities : optional
+            The score of the positive class (one score output), a sequence
+            aligned with the baseline's score columns, or a mapping of score
+            column name to value.
+        latency_seconds : float, optional
+            Inference time of this event.
+        id : str, optional
+            Prediction id, for joining delayed labels (kept by the label join
+            store when one is configured).
+        model : str, optional
+            Model name; required when the Monitor serves several models.
+        """
+        st = self._models[self._default] if model is None and self._default else self._state(model)
+        if self.strict:
+            self._fold_now(st, [(features, prediction, probabilities, latency_seconds)])
+            return
+        with st.buffer_lock:
+            buf = st.buffer
+            buf.append((features, prediction, probabilities, latency_seconds))
+            full = len(buf) >= self.flush_at
+        if full:
+            self.flush(model)
+
+    def observe_batch(
+        self,
+        features: Any,
+        *,
+        predictions: Any = None,
+        probabilities: Any = None,
+        latency_seconds: Any = None,
+        model: str | None = None,
+    ) -> None:
+        """Count a batch of events given as columns.
+
+        Parameters
+        ----------
+        features : mapping of feature name to array-like, or pandas.DataFrame
+            One column per feature, all of the same length (the batch size).
+            A baseline feature without a column counts as missing in every row.
+        predictions : array-like, optional
+            One prediction per row.
+        probabilities : array-like, optional
+            Shape ``(n,)`` for one score output, ``(n, k)`` for ``k`` score
+            outputs, or a mapping of score column name to array.
+        latency_seconds : array-like, optional
+            One latency per row.
+        model : str, optional
+            Model name; required when the Monitor serves several models.
+        """
+        st = self._state(model)
+        columns = _columns_of(features)
+        lengths = {k: len(v) for k, v in columns.items()}
+        if not lengths:
+            raise ValueError("observe_batch: no feature columns")
+        n = next(iter(lengths.values()))
+        if any(v != n for v in lengths.values()):
+            raise ValueError(f"observe_batch: feature columns have different lengths: {lengths}")
+        problems = _Problems(self.strict)
+        cols: dict[str, Any] = {}
+        for name in st.feature_names:
+            if name in columns:
+                cols[name] = columns[name]
+            else:
+                cols[name] = [None] * n
+        unknown = [k for k in columns if k not in st.missing]
+        if unknown:
+            problems.violation(UNKNOWN, "unknown_feature", n * len(unknown), ", ".join(unknown[:5]))
+        preds = _as_list(predictions, n, "predictions")
+        probs = _prob_rows(probabilities, n, st.prob_names)
+        lats = _as_list(latency_seconds, n, "latency_seconds")
+        with st.lock:
+            st._ingest(n, cols, problems)
+            st._ingest_outputs(n, preds, probs, problems)
+            st._ingest_latency(lats)
+            st.predictions += n
+            st.record(problems)
+        if self.strict and problems.violations:
+            raise SchemaViolationError("; ".join(problems.messages))
+
+    def flush(self, model: str | None = None) -> None:
+        """Fold buffered events into the count arrays (done before every scrape)."""
+        states = self._models.values() if model is None else [self._state(model)]
+        for st in states:
+            with st.lock:
+                events = st.take_buffer()
+                if events:
+                    problems = _Problems(False)
+                    _fold_safely(st, events, problems)
+                    st.record(problems)
+
+    def _fold_now(self, st: ModelState, events: list[tuple[Any, Any, Any, Any]]) -> None:
+        problems = _Problems(True)
+        with st.lock:
+            _fold_safely(st, events, problems)
+            st.record(problems)
+        if problems.violations:
+            raise SchemaViolationError("; ".join(problems.messages) or "schema violation")
+
+    def timer(self, model: str | None = None) -> "_Timer":
+        """Context manager that measures latency: ``with mon.timer() as t: ...; t.seconds``."""
+        return _Timer(self.clock)
+
+
+class _Timer:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.seconds: float | None = None
+
+    def __enter__(self) -> "_Timer":
+        self._t0 = self.clock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = max(0.0, self.clock() - self._t0)
+
+
+def _fold_safely(st: ModelState, events: list[tuple[Any, Any, Any, Any]],
+                 problems: _Problems) -> None:
+    """Fold a batch; if something unforeseen breaks, fold event by event so one bad
+    event cannot cost the others (and is logged), never raising into the caller."""
+    try:
+        snapshot = _snapshot(st)
+        st.fold(events, problems)
+    except Exception:  # pragma: no cover - defensive: a value type we did not foresee
+        _restore(st, snapshot)
+        for ev in events:
+            snap = _snapshot(st)
+            try:
+                st.fold([ev], problems)
+            except Exception as exc:
+                _restore(st, snap)
+                log.warning("modelmon: dropped an event that could not be counted: %r", exc)
+                problems.violation(UNKNOWN, "unknown_feature", 1)
+
+
+def _snapshot(st: ModelState) -> tuple[Any, ...]:
+    return (
+        [(c.counts.copy(), c.sum, c.out_of_range) for c in st.numeric.values()],
+        [c.counts.copy() for c in st.categorical.values()],
+        [(c.counts.copy(), c.sum) for c in st.outputs.values()],
+        st.classes.counts.copy() if st.classes is not None else None,
+        st.latency.copy(), st.latency_sum, st.predictions, dict(st.missing),
+    )
+
+
+def _restore(st: ModelState, snap: tuple[Any, ...]) -> None:
+    num, cat, out, classes, lat, lat_sum, preds, missing = snap
+    for c, (counts, s, oor) in zip(st.numeric.values(), num):
+        c.counts[:], c.sum, c.out_of_range = counts, s, oor
+    for c, counts in zip(st.categorical.values(), cat):
+        c.counts[:] = counts
+    for c, (counts, s) in zip(st.outputs.values(), out):
+        c.counts[:], c.sum = counts, s
+    if classes is not None and st.classes is not None:
+        st.classes.counts[:] = classes
+    st.latency[:] = lat
+    st.latency_sum, st.predictions = lat_sum, preds
+    st.missing.clear()
+    st.missing.update(missing)
+
+
+def _columns_of(features: Any) -> dict[str, Any]:
+    if hasattr(features, "columns") and not isinstance(features, Mapping):
+        out: dict[str, Any] = {}
+        for c in features.columns:
+            col = features[c]
+            dt = str(getattr(col, "dtype", ""))
+            if dt in ("category", "string", "boolean") or dt.startswith(("Int", "UInt", "Float")):
+                col = col.astype(object).where(col.notna(), None)
+            out[str(c)] = col.to_numpy()
+        return out
+    if isinstance(features, Mapping):
+        return {str(k): (v if isinstance(v, (np.ndarray, list)) else list(v))
+                for k, v in features.items()}
+    raise TypeError(f"observe_batch: expected a mapping of columns or a DataFrame, got "
+                    f"{type(features).__name__}")
+
+
+def _as_list(values: Any, n: int, what: str) -> Sequence[Any]:
+    if values is None:
+        return [None] * 0
+    seq = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    if len(seq) != n:
+        raise ValueError(f"observe_batch: {what} has {len(seq)} rows, features have {n}")
+    return seq
+
+
+def _prob_rows(probabilities: Any, n: int, names: list[str]) -> Sequence[Any]:
+    if probabilities is None:
+        return []
+    if isinstance(probabilities, Mapping):
+        cols = {k: _as_list(v, n, f"probabilities[{k!r}]") for k, v in probabilities.items()}
+        keys = list(cols)
+        return [dict(zip(keys, row)) for row in zip(*cols.values())]
+    a = np.asarray(probabilities, dtype=object if not hasattr(probabilities, "dtype") else None)
+    if len(a) != n:
+        raise ValueError(f"observe_batch: probabilities has {len(a)} rows, features have {n}")
+    if a.ndim == 2:
+        return [tuple(r) for r in a.tolist()]
+    return a.tolist()
+
+
+def _iter_models(monitor: Monitor) -> Iterable[ModelState]:
+    return monitor._models.values()

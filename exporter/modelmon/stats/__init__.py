@@ -1,0 +1,37 @@
+"""Pure drift statistics on bucket counts: binning and distances.
+
+No metrics library and no I/O here: everything takes and returns NumPy arrays.
+See :mod:`modelmon.stats.binning` for the bucket convention and
+:mod:`modelmon.stats.distances` for the drift scores.
+"""
+
+from __future__ import annotations
+
+from .binning import bucket_counts, bucket_index, quantile_edges, round_significant
+from .distances import (
+    TestResult,
+    chi_square,
+    drift_scores,
+    hellinger,
+    jensen_shannon,
+    kolmogorov_smirnov,
+    psi,
+    wasserstein,
+)
+
+__all__ = [
+    # binning
+    "quantile_edges",
+    "bucket_index",
+    "bucket_counts",
+    "round_significant",
+    # distances
+    "TestResult",
+    "psi",
+    "jensen_shannon",
+    "hellinger",
+    "kolmogorov_smirnov",
+    "chi_square",
+    "wasserstein",
+    "drift_scores",
+]

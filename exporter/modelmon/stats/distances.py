@@ -1,0 +1,642 @@
+"""Drift statistics between two binned distributions.
+
+Every function compares a ``reference`` (training, baseline) count array with a
+``current`` (live window) count array. Both have shape ``(..., B)``: the last
+axis holds the ``B`` bucket counts under the binning convention of
+:mod:`modelmon.stats.binning` (Prometheus ``le`` buckets, the first open below,
+the last the open ``+Inf`` bucket); the leading axes broadcast against each
+other, so a ``(features, B)`` pair gives one value per feature in a single call.
+
+Counts must be finite and non-negative; they may be floats (only proportions
+matter, except for the sample sizes of the two tests and the pseudo-count of
+:func:`chi_square`). A 1-D input gives a NumPy ``float64`` scalar. A row in
+which either side sums to zero has no distribution to compare and gives NaN,
+p-values included.
+
+The functions are pure NumPy/SciPy: no I/O, no metrics library.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import chdtrc, kolmogorov, rel_entr
+
+__all__ = [
+    "TestResult",
+    "psi",
+    "jensen_shannon",
+    "hellinger",
+    "kolmogorov_smirnov",
+    "chi_square",
+    "wasserstein",
+    "drift_scores",
+]
+
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+#: A float64 scalar for one distribution pair, an array for a batch of rows.
+Score: TypeAlias = "np.float64 | FloatArray"
+
+#: Pseudo-count given to a reference bucket that is empty while the current
+#: bucket is not, in :func:`chi_square`.
+CHI2_PSEUDO_COUNT = 0.5
+
+_LN2 = float(np.log(2.0))
+
+
+class TestResult(NamedTuple):
+    """Statistic and p-value of a two-distribution test.
+
+    A plain tuple, so ``statistic, pvalue = kolmogorov_smirnov(r, c)`` works.
+    """
+
+    statistic: Score
+    pvalue: Score
+
+
+class _Pair(NamedTuple):
+    """Validated counts and their totals, shared by every statistic."""
+
+    r: FloatArray  # reference counts, (..., B)
+    c: FloatArray  # current counts, (..., B)
+    n: FloatArray  # reference totals, (...), 1.0 where the row is empty
+    m: FloatArray  # current totals, (...), 1.0 where the row is empty
+    empty: npt.NDArray[np.bool_]  # (...), True where either total is 0
+
+
+def _counts(name: str, x: npt.ArrayLike) -> FloatArray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 0:
+        raise ValueError(f"{name} must be an array of bucket counts with shape (..., buckets), got a scalar")
+    if a.shape[-1] == 0:
+        raise ValueError(f"{name} must have at least one bucket, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} counts must be finite")
+    if (a < 0).any():
+        raise ValueError(f"{name} counts must be non-negative")
+    return a
+
+
+def _pair(reference: npt.ArrayLike, current: npt.ArrayLike) -> _Pair:
+    r = _counts("reference", reference)
+    c = _counts("current", current)
+    if r.shape[-1] != c.shape[-1]:
+        raise ValueError(
+            f"reference and current must have the same number of buckets (last axis), "
+            f"got shapes {r.shape} and {c.shape}"
+        )
+    if r.shape != c.shape:
+        try:
+            r, c = np.broadcast_arrays(r, c)
+        except ValueError:
+            raise ValueError(
+                f"leading axes of reference {r.shape} and current {c.shape} do not broadcast"
+            ) from None
+    n = r.sum(axis=-1)
+    m = c.sum(axis=-1)
+    empty = (n == 0) | (m == 0)
+    if empty.any():
+        # Keep the arithmetic finite (and warning-free); the rows become NaN at the end.
+        n = np.where(n == 0, 1.0, n)
+        m = np.where(m == 0, 1.0, m)
+    return _Pair(r, c, n, m, empty)
+
+
+def _finish(value: npt.ArrayLike, empty: npt.NDArray[np.bool_]) -> Score:
+    """NaN on empty rows; a 0-d result becomes a float64 scalar."""
+    out = np.asarray(value, dtype=np.float64)
+    if empty.any():
+        out = np.where(empty, np.nan, out)
+    return out[()]
+
+
+# --- kernels on validated input ------------------------------------------------
+
+
+def _proportions(pr: _Pair) -> tuple[FloatArray, FloatArray]:
+    return pr.r / pr.n[..., None], pr.c / pr.m[..., None]
+
+
+def _psi(p: FloatArray, q: FloatArray, eps: float) -> FloatArray:
+    p = np.maximum(p, eps)
+    q = np.maximum(q, eps)
+    return ((q - p) * np.log(q / p)).sum(axis=-1)
+
+
+def _jensen_shannon(p: FloatArray, q: FloatArray) -> FloatArray:
+    # Same arithmetic as scipy.spatial.distance.jensenshannon(p, q, base=2).
+    mid = (p + q) / 2.0
+    js = rel_entr(p, mid).sum(axis=-1) + rel_entr(q, mid).sum(axis=-1)
+    return np.sqrt(np.clip(js / (2.0 * _LN2), 0.0, 1.0))
+
+
+def _hellinger(p: FloatArray, q: FloatArray) -> FloatArray:
+    # 0.5 * sum((sqrt p - sqrt q)^2) == 1 - sum(sqrt(p q)) for proportions, but
+    # it is exactly 0 for identical rows instead of sqrt(rounding error) ~ 1e-8.
+    d = np.sqrt(p) - np.sqrt(q)
+    return np.sqrt(np.clip(0.5 * (d * d).sum(axis=-1), 0.0, 1.0))
+
+
+def _cdfs(pr: _Pair) -> tuple[FloatArray, FloatArray]:
+    # Cumulate counts, then divide: for integer counts this is exactly the
+    # empirical CDF (count <= x) / n of the samples.
+    return (np.cumsum(pr.r, axis=-1) / pr.n[..., None],
+            np.cumsum(pr.c, axis=-1) / pr.m[..., None])
+
+
+def _ks(pr: _Pair, F: FloatArray, G: FloatArray) -> tuple[FloatArray, FloatArray]:
+    d = np.abs(F - G).max(axis=-1)
+    en = pr.n * pr.m / (pr.n + pr.m)
+    return d, kolmogorov(d * np.sqrt(en))
+
+
+def _chi_square(pr: _Pair) -> tuple[FloatArray, FloatArray]:
+    r, c = pr.r, pr.c
+    r_pos = r > 0
+    c_pos = c > 0
+    kept = r_pos | c_pos
+    floor = c_pos & ~r_pos
+    rf = np.where(floor, CHI2_PSEUDO_COUNT, r) if floor.any() else r
+    expected = rf / rf.sum(axis=-1, keepdims=True) * pr.m[..., None]
+    diff = c - expected  # 0 in buckets empty on both sides...
+    # ...whose expected 0 becomes 1, so their term is 0 / 1.
+    stat = (diff * diff / np.where(kept, expected, 1.0)).sum(axis=-1)
+    dof = kept.sum(axis=-1) - 1
+    few = dof < 1
+    stat = np.where(few, 0.0, stat)
+    pvalue = np.where(few, 1.0, chdtrc(np.maximum(dof, 1), stat))
+    return stat, pvalue
+
+
+def _placement(edges: FloatArray) -> FloatArray:
+    """Point of each bucket, shape (..., B) from edges (..., B-1)."""
+    if edges.shape[-1] == 1:
+        w_first = w_last = np.ones(edges.shape[:-1] + (1,))
+    else:
+        w_first = edges[..., 1:2] - edges[..., 0:1]
+        w_last = edges[..., -1:] - edges[..., -2:-1]
+    return np.concatenate(
+        [edges[..., :1] - w_first / 2.0,
+         (edges[..., :-1] + edges[..., 1:]) / 2.0,
+         edges[..., -1:] + w_last / 2.0],
+        axis=-1,
+    )
+
+
+def _edges(edges: npt.ArrayLike, buckets: int) -> FloatArray:
+    e = np.asarray(edges, dtype=np.float64)
+    if e.ndim == 0:
+        raise ValueError("edges must be an array of shape (buckets - 1,) or (..., buckets - 1)")
+    if buckets < 2:
+        raise ValueError("wasserstein needs at least 2 buckets (at least one finite edge)")
+    if e.shape[-1] != buckets - 1:
+        raise ValueError(
+            f"edges must have buckets - 1 = {buckets - 1} values on the last axis "
+            f"(the +Inf bucket has no edge), got shape {e.shape}"
+        )
+    if not np.isfinite(e).all():
+        raise ValueError("edges must be finite (the +Inf bucket is implicit)")
+    if e.shape[-1] > 1 and not (np.diff(e, axis=-1) > 0).all():
+        raise ValueError("edges must be strictly increasing")
+    return e
+
+
+def _wasserstein(F: FloatArray, G: FloatArray, p: FloatArray, x: FloatArray,
+                 normed: bool) -> FloatArray:
+    dx = np.diff(x, axis=-1)
+    w = (np.abs(F[..., :-1] - G[..., :-1]) * dx).sum(axis=-1)
+    if not normed:
+        return w
+    mu = (p * x).sum(axis=-1, keepdims=True)
+    dev = x - mu
+    std = np.sqrt((p * dev * dev).sum(axis=-1))
+    spacing = (x[..., -1] - x[..., 0]) / dx.shape[-1]
+    # A reference on one bucket has std 0 (up to rounding): measure in bucket
+    # spacings instead, so the score stays finite and comparable.
+    scale = np.where(std > 1e-12 * spacing, std, spacing)
+    return w / scale
+
+
+# --- public API ----------------------------------------------------------------
+
+
+def psi(reference: npt.ArrayLike, current: npt.ArrayLike, *, eps: float = 1e-4) -> Score:
+    r"""Population stability index between two binned distributions.
+
+    .. math::
+
+        \mathrm{PSI} = \sum_k (q_k - p_k) \ln \frac{q_k}{p_k}
+
+    with :math:`p = \max(\text{reference}/n, \epsilon)` and
+    :math:`q = \max(\text{current}/m, \epsilon)`: the proportions are clipped
+    below at ``eps`` (not renormalised), so an empty bucket costs a finite
+    amount.
+
+    Parameters
+    ----------
+    reference : array_like
+        Baseline counts, shape ``(..., B)``, finite and non-negative.
+    current : array_like
+        Live counts, shape ``(..., B)``; leading axes broadcast with
+        ``reference``.
+    eps : float, optional
+        Lower clip of each proportion, > 0. Default ``1e-4``.
+
+    Returns
+    -------
+    psi : float64 or ndarray
+        Non-negative, 0 for identical proportions; shape of the broadcast
+        leading axes. NaN where either row sums to 0.
+
+    Raises
+    ------
+    ValueError
+        On negative or non-finite counts, different bucket counts,
+        non-broadcasting leading axes, or ``eps <= 0``.
+
+    Notes
+    -----
+    Rules of thumb: below 0.1 no significant change, 0.1 to 0.25 moderate,
+    above 0.25 significant.
+
+    Examples
+    --------
+    >>> from modelmon.stats import psi
+    >>> round(float(psi([50, 50], [30, 70])), 6)   # -0.2 ln(0.6) + 0.2 ln(1.4)
+    0.16946
+    >>> float(psi([1, 2, 3], [10, 20, 30]))
+    0.0
+
+    One value per row:
+
+    >>> psi([[50, 50], [50, 50]], [[50, 50], [70, 30]]).round(6).tolist()
+    [0.0, 0.16946]
+    """
+    if not (eps > 0 and np.isfinite(eps)):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    pr = _pair(reference, current)
+    p, q = _proportions(pr)
+    return _finish(_psi(p, q, eps), pr.empty)
+
+
+def jensen_shannon(reference: npt.ArrayLike, current: npt.ArrayLike) -> Score:
+    r"""Jensen-Shannon distance (base 2) between two binned distributions.
+
+    The square root of the Jensen-Shannon divergence of the proportions
+    :math:`p` and :math:`q`,
+
+    .. math::
+
+        \sqrt{\frac{D(p \parallel m) + D(q \parallel m)}{2}},
+        \quad m = \frac{p + q}{2},
+
+    with :math:`D` the Kullback-Leibler divergence in bits. Equals
+    ``scipy.spatial.distance.jensenshannon(p, q, base=2)`` row by row.
+
+    Parameters
+    ----------
+    reference : array_like
+        Baseline counts, shape ``(..., B)``, finite and non-negative.
+    current : array_like
+        Live counts, shape ``(..., B)``; leading axes broadcast.
+
+    Returns
+    -------
+    distance : float64 or ndarray
+        In ``[0, 1]``: 0 for identical proportions, 1 for disjoint support.
+        NaN where either row sums to 0.
+
+    Raises
+    ------
+    ValueError
+        On negative or non-finite counts, or shapes that do not match.
+
+    Examples
+    --------
+    >>> from modelmon.stats import jensen_shannon
+    >>> float(jensen_shannon([1, 0], [0, 1]))
+    1.0
+    >>> float(jensen_shannon([1, 0, 0], [1, 0, 0]))
+    0.0
+    >>> round(float(jensen_shannon([10, 20, 30], [30, 20, 10])), 6)
+    0.354704
+
+    A row with nothing in it has no distribution:
+
+    >>> jensen_shannon([[1, 1], [0, 0]], [[1, 1], [1, 1]]).tolist()
+    [0.0, nan]
+    """
+    pr = _pair(reference, current)
+    p, q = _proportions(pr)
+    return _finish(_jensen_shannon(p, q), pr.empty)
+
+
+def hellinger(reference: npt.ArrayLike, current: npt.ArrayLike) -> Score:
+    r"""Hellinger distance between two binned distributions.
+
+    .. math::
+
+        H = \sqrt{1 - \sum_k \sqrt{p_k q_k}}
+          = \sqrt{\tfrac12 \sum_k (\sqrt{p_k} - \sqrt{q_k})^2}
+
+    on the proportions; computed with the second form, which is exactly 0 for
+    identical proportions, and clipped to ``[0, 1]``.
+
+    Parameters
+    ----------
+    reference : array_like
+        Baseline counts, shape ``(..., B)``, finite and non-negative.
+    current : array_like
+        Live counts, shape ``(..., B)``; leading axes broadcast.
+
+    Returns
+    -------
+    distance : float64 or ndarray
+        In ``[0, 1]``. NaN where either row sums to 0.
+
+    Raises
+    ------
+    ValueError
+        On negative or non-finite counts, or shapes that do not match.
+
+    Examples
+    --------
+    >>> from modelmon.stats import hellinger
+    >>> float(hellinger([1, 0], [0, 1]))
+    1.0
+    >>> round(float(hellinger([1, 1], [1, 3])), 6)
+    0.184592
+    """
+    pr = _pair(reference, current)
+    p, q = _proportions(pr)
+    return _finish(_hellinger(p, q), pr.empty)
+
+
+def kolmogorov_smirnov(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
+    r"""Two-sample Kolmogorov-Smirnov test on binned data.
+
+    The statistic is the largest absolute difference of the two cumulative
+    proportions at the bucket upper bounds,
+    :math:`D = \max_k |F_k - G_k|`. For samples whose values sit on the bucket
+    bounds (integer data with integer bounds) this is exactly the statistic of
+    :func:`scipy.stats.ks_2samp`; otherwise it is a lower bound of it.
+
+    The p-value is the asymptotic two-sample one,
+    ``scipy.special.kolmogorov(D * sqrt(n * m / (n + m)))`` with ``n`` and
+    ``m`` the two totals. Binning makes the test conservative.
+
+    Parameters
+    ----------
+    reference : array_like
+        Baseline counts, shape ``(..., B)``, finite and non-negative, buckets
+        in increasing order of value.
+    current : array_like
+        Live counts, shape ``(..., B)``; leading axes broadcast.
+
+    Returns
+    -------
+    result : TestResult
+        ``(statistic, pvalue)``; each a float64 or an array over the leading
+        axes. Both NaN where either row sums to 0.
+
+    Raises
+    ------
+    ValueError
+        On negative or non-finite counts, or shapes that do not match.
+
+    Examples
+    --------
+    >>> from modelmon.stats import kolmogorov_smirnov
+    >>> d, p = kolmogorov_smirnov([25, 25, 25, 25], [10, 20, 30, 40])
+    >>> float(d), round(float(p), 6)
+    (0.2, 0.036631)
+    >>> res = kolmogorov_smirnov([5, 5], [5, 5])
+    >>> float(res.statistic), float(res.pvalue)
+    (0.0, 1.0)
+    """
+    pr = _pair(reference, current)
+    F, G = _cdfs(pr)
+    d, p = _ks(pr, F, G)
+    return TestResult(_finish(d, pr.empty), _finish(p, pr.empty))
+
+
+def chi_square(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
+    r"""Chi-square goodness of fit of the current counts to the reference.
+
+    .. math::
+
+        \chi^2 = \sum_k \frac{(c_k - e_k)^2}{e_k}, \quad e_k = \hat p_k\, m,
+
+    with :math:`m` the current total and :math:`\hat p` the reference
+    proportions. Empty buckets are handled so that the result is always finite:
+
+    * a bucket empty on **both** sides is dropped, from the sum and from the
+      degrees of freedom: ``dof = (number of buckets non-empty on either
+      side) - 1``, per row;
+    * a bucket empty in the reference but not in the current window gets a
+      reference **pseudo-count of 0.5** (a proportion of ``0.5 / n`` before
+      renormalising, ``n`` the reference total); the reference proportions are
+      then renormalised to sum to 1 over the kept buckets. Reference buckets
+      with a positive count are left unchanged. Pass counts, not proportions:
+      the pseudo-count is in count units.
+
+    The p-value is the chi-square survival function ``scipy.special.chdtrc``
+    at ``dof``. With ``dof < 1`` (at most one non-empty bucket) the statistic
+    is 0 and the p-value 1.
+
+    Parameters
+    ----------
+    reference : array_like
+        Baseline counts, shape ``(..., B)``, finite and non-negative.
+    current : array_like
+        Live counts, shape ``(..., B)``; leading axes broadcast.
+
+    Returns
+    -------
+    result : TestResult
+        ``(statistic, pvalue)``; each a float64 or an array over the leading
+        axes. Both NaN where either row sums to 0.
+
+    Raises
+    ------
+    ValueError
+        On negative or non-finite counts, or shapes that do not match.
+
+    Examples
+    --------
+    >>> from modelmon.stats import chi_square
+    >>> stat, p = chi_square([25, 25, 25, 25], [10, 20, 30, 40])
+    >>> float(stat), round(float(p), 6)
+    (20.0, 0.00017)
+
+    The last bucket, empty on both sides, is dropped (``dof = 2``); the third,
+    seen only in the current window, gets the reference proportion
+    ``0.5 / 100.5``, hence an expected count of ``21 * 0.5 / 100.5``:
+
+    >>> stat, p = chi_square([50, 50, 0, 0], [10, 10, 1, 0])
+    >>> round(float(stat), 4), round(float(p), 4)
+    (7.7143, 0.0211)
+    >>> chi_square([7, 0], [3, 0]).pvalue.item()
+    1.0
+    """
+    pr = _pair(reference, current)
+    stat, p = _chi_square(pr)
+    return TestResult(_finish(stat, pr.empty), _finish(p, pr.empty))
+
+
+def wasserstein(
+    reference: npt.ArrayLike,
+    current: npt.ArrayLike,
+    edges: npt.ArrayLike,
+    *,
+    normed: bool = False,
+) -> Score:
+    r"""1-D Wasserstein (earth mover's) distance between binned distributions.
+
+    Each bucket's mass is placed at one point:
+
+    * an interior bucket ``(e[i-1], e[i]]`` at its midpoint;
+    * the open first bucket ``(-inf, e[0]]`` at ``e[0] - w_first / 2`` with
+      ``w_first = e[1] - e[0]``;
+    * the open last bucket ``(e[-1], +inf)`` at ``e[-1] + w_last / 2`` with
+      ``w_last = e[-1] - e[-2]``;
+    * with a single edge (``B == 2``) both widths are 1.0.
+
+    With :math:`x_0 < \dots < x_{B-1}` those points and :math:`F, G` the
+    cumulative proportions,
+
+    .. math::
+
+        W_1 = \sum_{k=0}^{B-2} |F_k - G_k|\,(x_{k+1} - x_k),
+
+    which is :func:`scipy.stats.wasserstein_distance` of the two weighted point
+    sets.
+
+    Parameters
+    ----------
+    reference : array_like
+        Baseline counts, shape ``(..., B)``, finite and non-negative, ``B >= 2``.
+    current : array_like
+        Live counts, shape ``(..., B)``; leading axes broadcast.
+    edges : array_like
+        Finite, strictly increasing bucket upper bounds, shape ``(B - 1,)`` or
+        ``(..., B - 1)`` (one row of edges per feature; broadcasts with the
+        counts' leading axes).
+    normed : bool, optional
+        Divide by the standard deviation of the reference distribution over
+        the same points (Evidently's ``wasserstein_normed`` convention), which
+        makes the distance unit-free. When that standard deviation is 0 (the
+        whole reference in one bucket), divide by the mean spacing of the
+        points, ``(x[-1] - x[0]) / (B - 1)``, instead, so the result stays
+        finite: a distance in "bucket widths".
+
+    Returns
+    -------
+    distance : float64 or ndarray
+        Non-negative, in the units of ``edges`` unless ``normed``. NaN where
+        either row sums to 0.
+
+    Raises
+    ------
+    ValueError
+        On bad counts, mismatched shapes, fewer than 2 buckets, or edges of the
+        wrong length, not finite or not strictly increasing.
+
+    Examples
+    --------
+    >>> from modelmon.stats import wasserstein
+    >>> edges = [0.5, 1.5, 2.5]           # points 0, 1, 2, 3
+    >>> float(wasserstein([1, 0, 0, 0], [0, 0, 0, 1], edges))
+    3.0
+    >>> float(wasserstein([1, 1, 0, 0], [0, 0, 1, 1], edges))
+    2.0
+    >>> float(wasserstein([1, 1, 0, 0], [0, 0, 1, 1], edges, normed=True))
+    4.0
+    """
+    pr = _pair(reference, current)
+    e = _edges(edges, pr.r.shape[-1])
+    F, G = _cdfs(pr)
+    p = pr.r / pr.n[..., None] if normed else pr.r  # p only used when normed
+    try:
+        w = _wasserstein(F, G, p, _placement(e), normed)
+    except ValueError:
+        raise ValueError(
+            f"leading axes of edges {e.shape} do not broadcast with counts {pr.r.shape}"
+        ) from None
+    return _finish(w, pr.empty)
+
+
+def drift_scores(
+    reference: npt.ArrayLike,
+    current: npt.ArrayLike,
+    edges: npt.ArrayLike | None = None,
+) -> dict[str, Score]:
+    """Every drift score at once, sharing the validation and proportions.
+
+    Parameters
+    ----------
+    reference : array_like
+        Baseline counts, shape ``(..., B)``, finite and non-negative.
+    current : array_like
+        Live counts, shape ``(..., B)``; leading axes broadcast.
+    edges : array_like or None, optional
+        Bucket upper bounds, shape ``(B - 1,)`` or ``(..., B - 1)``, for a
+        numeric feature. ``None`` for a categorical feature, whose buckets have
+        no order: the order-dependent scores are then left out.
+
+    Returns
+    -------
+    scores : dict of str to float64 or ndarray
+        Keys in this order: ``psi``, ``jensen_shannon``, ``hellinger``,
+        ``ks``, ``ks_pvalue``, ``chi2_pvalue``, ``wasserstein_normed``; without
+        ``ks``, ``ks_pvalue`` and ``wasserstein_normed`` when ``edges`` is
+        None. Each value as returned by :func:`psi`, :func:`jensen_shannon`,
+        :func:`hellinger`, :func:`kolmogorov_smirnov`, :func:`chi_square`
+        (p-value) and :func:`wasserstein` with ``normed=True``.
+
+    Raises
+    ------
+    ValueError
+        As the individual functions.
+
+    Examples
+    --------
+    >>> from modelmon.stats import drift_scores
+    >>> ref = [[10, 20, 30, 40], [25, 25, 25, 25]]
+    >>> cur = [[10, 20, 30, 40], [40, 30, 20, 10]]
+    >>> scores = drift_scores(ref, cur, edges=[1.0, 2.0, 3.0])
+    >>> list(scores)
+    ['psi', 'jensen_shannon', 'hellinger', 'ks', 'ks_pvalue', 'chi2_pvalue', 'wasserstein_normed']
+    >>> scores["ks"].round(6).tolist()
+    [0.0, 0.2]
+    >>> list(drift_scores([3, 1], [1, 3]))
+    ['psi', 'jensen_shannon', 'hellinger', 'chi2_pvalue']
+    """
+    pr = _pair(reference, current)
+    empty = pr.empty
+    p, q = _proportions(pr)
+    out: dict[str, Score] = {
+        "psi": _finish(_psi(p, q, 1e-4), empty),
+        "jensen_shannon": _finish(_jensen_shannon(p, q), empty),
+        "hellinger": _finish(_hellinger(p, q), empty),
+    }
+    chi2_p = _chi_square(pr)[1]
+    if edges is None:
+        out["chi2_pvalue"] = _finish(chi2_p, empty)
+        return out
+    e = _edges(edges, pr.r.shape[-1])
+    F, G = _cdfs(pr)
+    d, ks_p = _ks(pr, F, G)
+    out["ks"] = _finish(d, empty)
+    out["ks_pvalue"] = _finish(ks_p, empty)
+    out["chi2_pvalue"] = _finish(chi2_p, empty)
+    try:
+        w = _wasserstein(F, G, p, _placement(e), True)
+    except ValueError:
+        raise ValueError(
+            f"leading axes of edges {e.shape} do not broadcast with counts {pr.r.shape}"
+        ) from None
+    out["wasserstein_normed"] = _finish(w, empty)
+    return out

@@ -187,7 +187,15 @@ Summary = Union[NumericSummary, CategoricalSummary]
 
 def _column_array(name: str, values: Any) -> np.ndarray:
     try:
-        arr = np.asarray(values)
+        if isinstance(values, np.ndarray) or hasattr(values, "__array__"):
+            arr = np.asarray(values)
+        else:
+            # A Python sequence: keep each value's own type (np.asarray would turn a
+            # list mixing numbers and strings into strings).
+            items = list(values)
+            types = set(map(type, items))
+            arr = (np.asarray(items, dtype=np.float64) if types and types <= {int, float}
+                   else np.asarray(items, dtype=object))
     except Exception as exc:  # ragged or exotic input
         raise BaselineError(f"column {name!r}: cannot read as a 1-D column: {exc}") from None
     if arr.ndim == 0:

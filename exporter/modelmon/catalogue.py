@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import (
     GaugeMetricFamily,
     InfoMetricFamily,
     Metric,
+    UnknownMetricFamily,
 )
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
     "UNKNOWN",
 ]
 
-MetricType = Literal["counter", "gauge", "histogram", "info"]
+MetricType = Literal["counter", "gauge", "histogram", "info", "untyped"]
 
 #: Category label value for every category the baseline did not keep.
 OTHER = "__other__"
@@ -105,6 +106,8 @@ class MetricSpec:
             return CounterMetricFamily(self.family_name, self.help, labels=self.labels)
         if self.type == "gauge":
             return GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        if self.type == "untyped":
+            return UnknownMetricFamily(self.name, self.help, labels=self.labels)
         if self.type == "info":
             # Info labels are given per sample (see InfoMetricFamily.add_metric).
             return InfoMetricFamily(self.family_name, self.help, labels=())
@@ -192,15 +195,23 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "modelmon_inference_latency_seconds", "histogram",
         "Inference latency reported with each event.",
         _MV, "monitor"),
+    # A gauge in meaning, exposed untyped: it carries the histogram's `le` strings so
+    # PromQL can join on (le), and promlint reserves `le` for histograms except on
+    # untyped metrics. Prometheus stores untyped samples exactly like gauges.
     MetricSpec(
-        "modelmon_baseline_bucket_ratio", "gauge",
+        "modelmon_baseline_bucket_ratio", "untyped",
         "Cumulative fraction of the training values at or below each le bound of the feature "
-        "or output histogram; same le strings as the histogram.",
+        "or output histogram; same le strings as the histogram (a gauge, exposed untyped "
+        "because le is reserved for histograms).",
         _MV + ("feature", "le"), "monitor"),
     MetricSpec(
         "modelmon_baseline_category_ratio", "gauge",
         "Fraction of the training values in each category kept by the baseline (and __other__).",
         _MV + ("feature", "category"), "monitor"),
+    MetricSpec(
+        "modelmon_baseline_class_ratio", "gauge",
+        "Fraction of the training predictions in each class kept by the baseline (and __other__).",
+        _MV + ("class",), "monitor"),
     MetricSpec(
         "modelmon_baseline_samples", "gauge",
         "Training values behind the baseline ratios of a feature or output (non-missing rows).",

@@ -72,6 +72,7 @@ class MonitorCollector(Collector):
         lat: HistogramFamily = fam["modelmon_inference_latency_seconds"]  # type: ignore[assignment]
         bbr = fam["modelmon_baseline_bucket_ratio"]
         bcr = fam["modelmon_baseline_category_ratio"]
+        bcl = fam["modelmon_baseline_class_ratio"]
         bsm = fam["modelmon_baseline_samples"]
         for model, st in mon._models.items():
             v = st.version
@@ -102,10 +103,10 @@ class MonitorCollector(Collector):
                 for le, r in zip(self._les[(model, name)], _cumulative_ratios(s)):
                     bbr.add_metric([model, v, name, le], r)
                 bsm.add_metric([model, v, name], float(s.samples))
-            cats = dict(b.categorical_features)
             if st.classes is not None and b.prediction is not None:
-                cats[b.prediction.name] = b.prediction  # type: ignore[assignment]
-            for name, cs in cats.items():
+                for label, r in zip(st.classes.labels, b.prediction.ratios.tolist()):
+                    bcl.add_metric([model, v, label], r)
+            for name, cs in b.categorical_features.items():
                 for label, r in zip(cs.labels, cs.ratios.tolist()):
                     bcr.add_metric([model, v, name, label], r)
                 bsm.add_metric([model, v, name], float(cs.samples))
@@ -125,5 +126,6 @@ _SPECS = [by_name(n) for n in (
     "modelmon_inference_latency_seconds",
     "modelmon_baseline_bucket_ratio",
     "modelmon_baseline_category_ratio",
+    "modelmon_baseline_class_ratio",
     "modelmon_baseline_samples",
 )]

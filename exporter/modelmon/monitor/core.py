@@ -31,6 +31,9 @@ log = logging.getLogger("modelmon.monitor")
 _NUMERIC_TYPES = (int, float, np.integer, np.floating)  # bool is an int: accepted as 0/1
 
 
+_FAST_TYPES = {float, int, bool}
+
+
 class SchemaViolationError(ValueError):
     """Raised by ``strict=True`` monitors; lists every violation of the event or batch."""
 
@@ -256,19 +259,18 @@ class ModelState:
 def _numeric_column(name: str, col: Any, n: int, required: bool,
                     problems: _Problems) -> np.ndarray:
     """Finite float values of a column; problems counted. Fast path for clean data."""
-    if isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
+    if isinstance(col, np.ndarray):
+        if col.dtype.kind not in "fiub" or col.ndim != 1:
+            return _numeric_slow(name, col.tolist() if col.ndim == 1 else list(col), required,
+                                 problems)
         a = col.astype(np.float64, copy=False)
     else:
-        try:
-            a = np.asarray(col)
-        except (ValueError, TypeError):  # ragged nested values
-            a = np.asarray(list(col), dtype=object)
-        if a.dtype.kind in "fiub":
-            a = a.astype(np.float64, copy=False)
-        else:
-            return _numeric_slow(name, a.tolist() if a.ndim == 1 else list(col), required, problems)
-    if a.ndim != 1:
-        return _numeric_slow(name, list(col), required, problems)
+        # Check the element types first (at C speed): np.asarray on arbitrary input
+        # would parse "1.5" as a number and turn a list holding a 1 MB string into a
+        # huge fixed-width array.
+        if not set(map(type, col)) <= _FAST_TYPES:
+            return _numeric_slow(name, list(col), required, problems)
+        a = np.array(col, dtype=np.float64)
     finite = np.isfinite(a)
     if finite.all():
         return a

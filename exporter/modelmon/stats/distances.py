@@ -8,7 +8,7 @@ the last the open ``+Inf`` bucket); the leading axes broadcast against each
 other, so a ``(features, B)`` pair gives one value per feature in a single call.
 
 Counts must be finite and non-negative; they may be floats (only proportions
-matter, except for the sample sizes of the two tests and the pseudo-count of
+matter, except for the sample sizes of the two tests and the count floor of
 :func:`chi_square`). A 1-D input gives a NumPy ``float64`` scalar. A row in
 which either side sums to zero has no distribution to compare and gives NaN,
 p-values included.
@@ -18,11 +18,12 @@ The functions are pure NumPy/SciPy: no I/O, no metrics library.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import chdtrc, kolmogorov, rel_entr
+from scipy.special import chdtrc, kolmogorov
 
 __all__ = [
     "TestResult",
@@ -39,9 +40,10 @@ FloatArray: TypeAlias = npt.NDArray[np.float64]
 #: A float64 scalar for one distribution pair, an array for a batch of rows.
 Score: TypeAlias = "np.float64 | FloatArray"
 
-#: Pseudo-count given to a reference bucket that is empty while the current
-#: bucket is not, in :func:`chi_square`.
-CHI2_PSEUDO_COUNT = 0.5
+#: Floor of each reference count in :func:`chi_square`, in count units (a
+#: proportion floor of ``CHI2_REFERENCE_FLOOR / n_ref``).
+CHI2_REFERENCE_FLOOR = 0.5
+_TINY = float(np.finfo(np.float64).tiny)
 
 _LN2 = float(np.log(2.0))
 
@@ -55,21 +57,32 @@ class TestResult(NamedTuple):
     statistic: Score
     pvalue: Score
 
+    __test__ = False  # not a pytest test class, despite the name
+
 
 class _Pair(NamedTuple):
-    """Validated counts and their totals, shared by every statistic."""
+    """Validated counts in bucket-major layout, shared by every statistic.
 
-    r: FloatArray  # reference counts, (..., B)
-    c: FloatArray  # current counts, (..., B)
-    n: FloatArray  # reference totals, (...), 1.0 where the row is empty
-    m: FloatArray  # current totals, (...), 1.0 where the row is empty
-    empty: npt.NDArray[np.bool_]  # (...), True where either total is 0
+    The kernels work on ``(B, R)`` arrays, one column per row of the caller's
+    ``(..., B)`` input (``R`` rows in all): reductions over buckets then run
+    along the first axis, as whole-row vector operations, and per-row totals
+    broadcast along the contiguous axis. For 10,000 rows this is several times
+    faster than reducing a short last axis.
+    """
+
+    r: FloatArray  # reference counts, (B, R)
+    c: FloatArray  # current counts, (B, R)
+    n: FloatArray  # reference totals, (R,), 1.0 where the row is empty
+    m: FloatArray  # current totals, (R,), 1.0 where the row is empty
+    empty: npt.NDArray[np.bool_]  # (R,), True where either total is 0
+    lead: tuple[int, ...]  # the caller's broadcast leading shape
 
 
 def _counts(name: str, x: npt.ArrayLike) -> FloatArray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim == 0:
-        raise ValueError(f"{name} must be an array of bucket counts with shape (..., buckets), got a scalar")
+        raise ValueError(
+            f"{name} must be an array of bucket counts with shape (..., buckets), got a scalar")
     if a.shape[-1] == 0:
         raise ValueError(f"{name} must have at least one bucket, got shape {a.shape}")
     if not np.isfinite(a).all():
@@ -79,7 +92,17 @@ def _counts(name: str, x: npt.ArrayLike) -> FloatArray:
     return a
 
 
-def _pair(reference: npt.ArrayLike, current: npt.ArrayLike) -> _Pair:
+def _bucket_major(a: FloatArray, lead: tuple[int, ...]) -> FloatArray:
+    """``(..., K)`` broadcast to ``lead + (K,)``, as a contiguous ``(K, R)``."""
+    k = a.shape[-1]
+    if a.ndim == 1:
+        return a.reshape(k, 1) if not lead else np.repeat(a.reshape(k, 1), math.prod(lead), axis=1)
+    a = np.broadcast_to(a, lead + (k,)).reshape(-1, k)
+    return np.ascontiguousarray(a.T)
+
+
+def _pair(reference: npt.ArrayLike, current: npt.ArrayLike,
+          edges: FloatArray | None = None) -> _Pair:
     r = _counts("reference", reference)
     c = _counts("current", current)
     if r.shape[-1] != c.shape[-1]:
@@ -87,48 +110,54 @@ def _pair(reference: npt.ArrayLike, current: npt.ArrayLike) -> _Pair:
             f"reference and current must have the same number of buckets (last axis), "
             f"got shapes {r.shape} and {c.shape}"
         )
-    if r.shape != c.shape:
-        try:
-            r, c = np.broadcast_arrays(r, c)
-        except ValueError:
-            raise ValueError(
-                f"leading axes of reference {r.shape} and current {c.shape} do not broadcast"
-            ) from None
-    n = r.sum(axis=-1)
-    m = c.sum(axis=-1)
+    shapes = [r.shape[:-1], c.shape[:-1]] + ([] if edges is None else [edges.shape[:-1]])
+    try:
+        lead = np.broadcast_shapes(*shapes)
+    except ValueError:
+        what = f"reference {r.shape} and current {c.shape}"
+        if edges is not None:
+            what += f" and edges {edges.shape}"
+        raise ValueError(f"leading axes of {what} do not broadcast") from None
+    rb = _bucket_major(r, lead)
+    cb = _bucket_major(c, lead)
+    n = rb.sum(axis=0)
+    m = cb.sum(axis=0)
     empty = (n == 0) | (m == 0)
     if empty.any():
         # Keep the arithmetic finite (and warning-free); the rows become NaN at the end.
         n = np.where(n == 0, 1.0, n)
         m = np.where(m == 0, 1.0, m)
-    return _Pair(r, c, n, m, empty)
+    return _Pair(rb, cb, n, m, empty, lead)
 
 
-def _finish(value: npt.ArrayLike, empty: npt.NDArray[np.bool_]) -> Score:
-    """NaN on empty rows; a 0-d result becomes a float64 scalar."""
-    out = np.asarray(value, dtype=np.float64)
-    if empty.any():
-        out = np.where(empty, np.nan, out)
-    return out[()]
+def _finish(value: FloatArray, pr: _Pair) -> Score:
+    """NaN on empty rows, back to the caller's leading shape; 0-d -> float64 scalar."""
+    out = np.where(pr.empty, np.nan, value) if pr.empty.any() else value
+    return np.asarray(out, dtype=np.float64).reshape(pr.lead)[()]
 
 
-# --- kernels on validated input ------------------------------------------------
+# --- kernels on validated (B, R) input -------------------------------------------
 
 
 def _proportions(pr: _Pair) -> tuple[FloatArray, FloatArray]:
-    return pr.r / pr.n[..., None], pr.c / pr.m[..., None]
+    return pr.r / pr.n, pr.c / pr.m
 
 
 def _psi(p: FloatArray, q: FloatArray, eps: float) -> FloatArray:
     p = np.maximum(p, eps)
     q = np.maximum(q, eps)
-    return ((q - p) * np.log(q / p)).sum(axis=-1)
+    return ((q - p) * np.log(q / p)).sum(axis=0)
 
 
 def _jensen_shannon(p: FloatArray, q: FloatArray) -> FloatArray:
-    # Same arithmetic as scipy.spatial.distance.jensenshannon(p, q, base=2).
+    # scipy.spatial.distance.jensenshannon(p, q, base=2): rel_entr(p, mid) +
+    # rel_entr(q, mid), with rel_entr(x, y) = x ln(x / y), 0 where x == 0. The
+    # same terms written with np.log (SIMD) instead of rel_entr, ~4x faster.
     mid = (p + q) / 2.0
-    js = rel_entr(p, mid).sum(axis=-1) + rel_entr(q, mid).sum(axis=-1)
+    mid_safe = np.where(mid > 0, mid, 1.0)  # mid == 0 only where p == q == 0
+    terms = (p * np.log(np.where(p > 0, p, mid_safe) / mid_safe)
+             + q * np.log(np.where(q > 0, q, mid_safe) / mid_safe))
+    js = terms.sum(axis=0)
     return np.sqrt(np.clip(js / (2.0 * _LN2), 0.0, 1.0))
 
 
@@ -136,56 +165,38 @@ def _hellinger(p: FloatArray, q: FloatArray) -> FloatArray:
     # 0.5 * sum((sqrt p - sqrt q)^2) == 1 - sum(sqrt(p q)) for proportions, but
     # it is exactly 0 for identical rows instead of sqrt(rounding error) ~ 1e-8.
     d = np.sqrt(p) - np.sqrt(q)
-    return np.sqrt(np.clip(0.5 * (d * d).sum(axis=-1), 0.0, 1.0))
+    return np.sqrt(np.clip(0.5 * (d * d).sum(axis=0), 0.0, 1.0))
 
 
 def _cdfs(pr: _Pair) -> tuple[FloatArray, FloatArray]:
     # Cumulate counts, then divide: for integer counts this is exactly the
     # empirical CDF (count <= x) / n of the samples.
-    return (np.cumsum(pr.r, axis=-1) / pr.n[..., None],
-            np.cumsum(pr.c, axis=-1) / pr.m[..., None])
+    return np.cumsum(pr.r, axis=0) / pr.n, np.cumsum(pr.c, axis=0) / pr.m
 
 
 def _ks(pr: _Pair, F: FloatArray, G: FloatArray) -> tuple[FloatArray, FloatArray]:
-    d = np.abs(F - G).max(axis=-1)
+    d = np.abs(F - G).max(axis=0)
     en = pr.n * pr.m / (pr.n + pr.m)
     return d, kolmogorov(d * np.sqrt(en))
 
 
 def _chi_square(pr: _Pair) -> tuple[FloatArray, FloatArray]:
     r, c = pr.r, pr.c
-    r_pos = r > 0
-    c_pos = c > 0
-    kept = r_pos | c_pos
-    floor = c_pos & ~r_pos
-    rf = np.where(floor, CHI2_PSEUDO_COUNT, r) if floor.any() else r
-    expected = rf / rf.sum(axis=-1, keepdims=True) * pr.m[..., None]
-    diff = c - expected  # 0 in buckets empty on both sides...
-    # ...whose expected 0 becomes 1, so their term is 0 / 1.
-    stat = (diff * diff / np.where(kept, expected, 1.0)).sum(axis=-1)
-    dof = kept.sum(axis=-1) - 1
+    kept = (r > 0) | (c > 0)
+    # Floor the kept reference counts at 0.5 (buckets empty on both sides stay 0).
+    rf = np.where(kept, np.maximum(r, CHI2_REFERENCE_FLOOR), 0.0)
+    expected = rf / rf.sum(axis=0) * pr.m
+    diff = c - expected  # exactly 0 in the dropped buckets, so their term is 0
+    stat = (diff * diff / np.maximum(expected, _TINY)).sum(axis=0)
+    dof = np.count_nonzero(kept, axis=0) - 1
     few = dof < 1
     stat = np.where(few, 0.0, stat)
     pvalue = np.where(few, 1.0, chdtrc(np.maximum(dof, 1), stat))
     return stat, pvalue
 
 
-def _placement(edges: FloatArray) -> FloatArray:
-    """Point of each bucket, shape (..., B) from edges (..., B-1)."""
-    if edges.shape[-1] == 1:
-        w_first = w_last = np.ones(edges.shape[:-1] + (1,))
-    else:
-        w_first = edges[..., 1:2] - edges[..., 0:1]
-        w_last = edges[..., -1:] - edges[..., -2:-1]
-    return np.concatenate(
-        [edges[..., :1] - w_first / 2.0,
-         (edges[..., :-1] + edges[..., 1:]) / 2.0,
-         edges[..., -1:] + w_last / 2.0],
-        axis=-1,
-    )
-
-
 def _edges(edges: npt.ArrayLike, buckets: int) -> FloatArray:
+    """Validated edges, still in the caller's ``(..., B-1)`` layout."""
     e = np.asarray(edges, dtype=np.float64)
     if e.ndim == 0:
         raise ValueError("edges must be an array of shape (buckets - 1,) or (..., buckets - 1)")
@@ -203,16 +214,30 @@ def _edges(edges: npt.ArrayLike, buckets: int) -> FloatArray:
     return e
 
 
+def _placement(edges: FloatArray, pr: _Pair) -> FloatArray:
+    """Point of each bucket, ``(B, R)`` or ``(B, 1)``, from edges ``(..., B-1)``."""
+    e = edges.reshape(-1, 1) if edges.ndim == 1 else _bucket_major(edges, pr.lead)
+    if e.shape[0] == 1:
+        w_first = w_last = 1.0
+    else:
+        w_first = e[1] - e[0]
+        w_last = e[-1] - e[-2]
+    return np.concatenate(
+        [(e[0] - w_first / 2.0)[None], (e[:-1] + e[1:]) / 2.0, (e[-1] + w_last / 2.0)[None]],
+        axis=0,
+    )
+
+
 def _wasserstein(F: FloatArray, G: FloatArray, p: FloatArray, x: FloatArray,
                  normed: bool) -> FloatArray:
-    dx = np.diff(x, axis=-1)
-    w = (np.abs(F[..., :-1] - G[..., :-1]) * dx).sum(axis=-1)
+    dx = np.diff(x, axis=0)
+    w = (np.abs(F[:-1] - G[:-1]) * dx).sum(axis=0)
     if not normed:
         return w
-    mu = (p * x).sum(axis=-1, keepdims=True)
+    mu = (p * x).sum(axis=0)
     dev = x - mu
-    std = np.sqrt((p * dev * dev).sum(axis=-1))
-    spacing = (x[..., -1] - x[..., 0]) / dx.shape[-1]
+    std = np.sqrt((p * dev * dev).sum(axis=0))
+    spacing = (x[-1] - x[0]) / dx.shape[0]
     # A reference on one bucket has std 0 (up to rounding): measure in bucket
     # spacings instead, so the score stays finite and comparable.
     scale = np.where(std > 1e-12 * spacing, std, spacing)
@@ -278,7 +303,7 @@ def psi(reference: npt.ArrayLike, current: npt.ArrayLike, *, eps: float = 1e-4) 
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     pr = _pair(reference, current)
     p, q = _proportions(pr)
-    return _finish(_psi(p, q, eps), pr.empty)
+    return _finish(_psi(p, q, eps), pr)
 
 
 def jensen_shannon(reference: npt.ArrayLike, current: npt.ArrayLike) -> Score:
@@ -330,7 +355,7 @@ def jensen_shannon(reference: npt.ArrayLike, current: npt.ArrayLike) -> Score:
     """
     pr = _pair(reference, current)
     p, q = _proportions(pr)
-    return _finish(_jensen_shannon(p, q), pr.empty)
+    return _finish(_jensen_shannon(p, q), pr)
 
 
 def hellinger(reference: npt.ArrayLike, current: npt.ArrayLike) -> Score:
@@ -371,7 +396,7 @@ def hellinger(reference: npt.ArrayLike, current: npt.ArrayLike) -> Score:
     """
     pr = _pair(reference, current)
     p, q = _proportions(pr)
-    return _finish(_hellinger(p, q), pr.empty)
+    return _finish(_hellinger(p, q), pr)
 
 
 def kolmogorov_smirnov(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
@@ -419,7 +444,7 @@ def kolmogorov_smirnov(reference: npt.ArrayLike, current: npt.ArrayLike) -> Test
     pr = _pair(reference, current)
     F, G = _cdfs(pr)
     d, p = _ks(pr, F, G)
-    return TestResult(_finish(d, pr.empty), _finish(p, pr.empty))
+    return TestResult(_finish(d, pr), _finish(p, pr))
 
 
 def chi_square(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
@@ -435,12 +460,13 @@ def chi_square(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
     * a bucket empty on **both** sides is dropped, from the sum and from the
       degrees of freedom: ``dof = (number of buckets non-empty on either
       side) - 1``, per row;
-    * a bucket empty in the reference but not in the current window gets a
-      reference **pseudo-count of 0.5** (a proportion of ``0.5 / n`` before
-      renormalising, ``n`` the reference total); the reference proportions are
-      then renormalised to sum to 1 over the kept buckets. Reference buckets
-      with a positive count are left unchanged. Pass counts, not proportions:
-      the pseudo-count is in count units.
+    * the reference counts of the kept buckets are **floored at 0.5** (a
+      reference proportion floor of ``0.5 / n``, ``n`` the reference total),
+      then renormalised to proportions summing to 1 over the kept buckets. For
+      integer counts this only changes the buckets empty in the reference but
+      not in the current window, which get a pseudo-count of 0.5 instead of
+      an expected count of 0 (an infinite statistic). Pass counts, not
+      proportions or rates: the floor is in count units.
 
     The p-value is the chi-square survival function ``scipy.special.chdtrc``
     at ``dof``. With ``dof < 1`` (at most one non-empty bucket) the statistic
@@ -483,7 +509,7 @@ def chi_square(reference: npt.ArrayLike, current: npt.ArrayLike) -> TestResult:
     """
     pr = _pair(reference, current)
     stat, p = _chi_square(pr)
-    return TestResult(_finish(stat, pr.empty), _finish(p, pr.empty))
+    return TestResult(_finish(stat, pr), _finish(p, pr))
 
 
 def wasserstein(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .binning import bucket_counts, bucket_index, quantile_edges, round_significant
 from .distances import (
-    TestResult,
+    SignificanceResult,
     chi_square,
     drift_scores,
     hellinger,
@@ -26,7 +26,7 @@ __all__ = [
     "bucket_counts",
     "round_significant",
     # distances
-    "TestResult",
+    "SignificanceResult",
     "psi",
     "jensen_shannon",
     "hellinger",

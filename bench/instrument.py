@@ -182,7 +182,8 @@ def run_observe(w: Workload, n: int) -> Callable[[tuple[Monitor, CollectorRegist
     return run
 
 
-def run_observe_batch(batches: list[tuple[Any, np.ndarray]]) -> Callable[[tuple[Monitor, Any]], None]:
+def run_observe_batch(batches: list[tuple[Any, np.ndarray]]
+                      ) -> Callable[[tuple[Monitor, Any]], None]:
     def run(state: tuple[Monitor, CollectorRegistry]) -> None:
         observe_batch = state[0].observe_batch
         for cols, scores in batches:
@@ -379,7 +380,8 @@ def encode_categoricals(w: Workload) -> list[tuple[dict[str, np.ndarray], np.nda
             for i in range(0, w.n, BATCH)]
 
 
-def run_floor(batches: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> Callable[[NumpyFloor], None]:
+def run_floor(batches: list[tuple[dict[str, np.ndarray], np.ndarray]]
+              ) -> Callable[[NumpyFloor], None]:
     def run(f: NumpyFloor) -> None:
         edges, counts, ncat = f.edges, f.counts, f.ncat
         for cols, scores in batches:
@@ -490,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     print(f"modelmon hot-path benchmark: Python {platform.python_version()}, numpy "
-          f"{np.__version__}, prometheus_client {importlib.metadata.version('prometheus_client')}, pandas {pd.__version__ if pd is not None else '-'}, {os.cpu_count()} CPUs")
+          f"{np.__version__}, prometheus_client {importlib.metadata.version('prometheus_client')}"
+          f", pandas {pd.__version__ if pd is not None else '-'}, {os.cpu_count()} CPUs")
     w = Workload(n)
     print(f"workload: 20 numeric + 5 categorical features + 1 score; baseline from "
           f"{N_TRAIN:,} rows, {n:,} live events (prometheus_client lines: {n_prom:,}); "
@@ -610,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
           f"[{'met' if x >= 8 else 'NOT met'}]")
     print(f"observe_batch {BATCH:,}: {r_batch.best:.2f} µs/event (target ≤ 1.5) "
           f"[{'met' if r_batch.best <= 1.5 else 'NOT met'}]; numpy floor {r_floor.best:.2f}, "
-          f"{r_batch.best / r_floor.best:.1f}× the floor (sort-based floor {r_floor_sorted.best:.2f})")
+          f"{r_batch.best / r_floor.best:.1f}× the floor "
+          f"(sort-based floor {r_floor_sorted.best:.2f})")
     print(f"correctness: predictions_total and +Inf bucket = {n:,} after observe and "
           f"observe_batch; num_00 buckets equal across Monitor, prometheus_client, plain fold "
           f"and numpy floor; 0 schema violations")

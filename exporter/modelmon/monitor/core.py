@@ -15,7 +15,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -54,10 +53,16 @@ class _Numeric:
 
     def add(self, v: np.ndarray) -> None:
         if v.size:
-            self.counts += np.bincount(np.searchsorted(self.edges, v, side="left"),
-                                       minlength=self.counts.size)
-            self.sum += float(v.sum())
-            self.out_of_range += int(np.count_nonzero((v < self.lo) | (v > self.hi)))
+            # Sort once, then find each bound in the sorted values: cheaper than a
+            # binary search per value (branch-unpredictable on real traffic).
+            # searchsorted(..., "right") at a bound counts values <= bound: le.
+            s = np.sort(v)
+            below = np.searchsorted(s, self.edges, side="right")
+            self.counts[:-1] += np.diff(below, prepend=0)
+            self.counts[-1] += s.size - below[-1]
+            self.sum += float(s.sum())
+            self.out_of_range += int(np.searchsorted(s, self.lo, side="left")
+                                     + s.size - np.searchsorted(s, self.hi, side="right"))
 
 
 class _Categorical:
@@ -102,8 +107,6 @@ class ModelState:
         self.categorical = {n: _Categorical(s) for n, s in baseline.categorical_features.items()}
         self.feature_names = list(baseline.features)
         self.n_features = len(self.feature_names)
-        self._getter = itemgetter(*self.feature_names)
-        self._single = self.n_features == 1
         self.outputs = {n: _Numeric(s) for n, s in baseline.numeric_outputs.items()}
         self.prob_names = list(baseline.probabilities)
         pred = baseline.prediction
@@ -139,43 +142,37 @@ class ModelState:
         if not n:
             return
         feats, preds, probs, lats = zip(*events)
-        rows = self._rows(feats, problems)
-        columns = dict(zip(self.feature_names, zip(*rows) if self.n_features > 1
-                           else [[r for r in rows]]))
-        self._ingest(n, columns, problems)
+        self._ingest(n, self._columns(feats, problems), problems)
         self._ingest_outputs(n, preds, probs, problems)
         self._ingest_latency(lats)
         self.predictions += n
 
-    def _rows(self, feats: Sequence[Any], problems: _Problems) -> list[Any]:
-        """Feature values as row tuples in baseline order; ``None`` where absent."""
+    def _columns(self, feats: Sequence[Any], problems: _Problems) -> dict[str, list[Any]]:
+        """Feature values as one list per baseline feature; ``None`` where absent."""
+        names = self.feature_names
         nf = self.n_features
         try:
-            rows = list(map(self._getter, feats))
-            if min(map(len, feats)) == nf and max(map(len, feats)) == nf:
-                return rows  # every event has exactly the baseline's features
+            if set(map(len, feats)) == {nf}:
+                # Every event has nf keys; if each baseline name is found in every
+                # event, the key sets are exactly the baseline's.
+                return {k: [f[k] for f in feats] for k in names}
         except (KeyError, TypeError):
             pass
-        names = self.feature_names
         known = set(names)
-        rows = []
         unknown = 0
+        good: list[Mapping[str, Any]] = []
         for f in feats:
-            if not isinstance(f, Mapping):
-                problems.violation(UNKNOWN, "unknown_feature", 0)
-                row = tuple(None for _ in names)
-                problems.messages.append(f"features: expected a mapping, got {type(f).__name__}") \
-                    if problems.keep_messages else None
-            else:
-                get = f.get
-                row = tuple(get(k) for k in names)
+            if isinstance(f, Mapping):
+                good.append(f)
                 if len(f) > nf or not known.issuperset(f):
-                    extra = sum(1 for k in f if k not in known)
-                    unknown += extra
-            rows.append(row if nf > 1 else row[0])
+                    unknown += sum(1 for k in f if k not in known)
+            else:
+                good.append({})
+                problems.violation(UNKNOWN, "unknown_feature", 1,
+                                   f"features: expected a mapping, got {type(f).__name__}")
         if unknown:
             problems.violation(UNKNOWN, "unknown_feature", unknown)
-        return rows
+        return {k: [f.get(k) for f in good] for k in names}
 
     def _ingest(self, n: int, columns: Mapping[str, Any], problems: _Problems) -> None:
         for name, col in columns.items():
@@ -207,6 +204,15 @@ class ModelState:
             else:
                 out = self.outputs[self.pred_name]
                 out.add(_numeric_column(self.pred_name, present, len(present), False, problems))
+        if len(self.prob_names) == 1 and isinstance(probs, np.ndarray):
+            # observe_batch with one score column: stays a numpy array end to end
+            k = self.prob_names[0]
+            self.outputs[k].add(_numeric_column(k, probs, probs.size, False, problems))
+            return
+        if len(self.prob_names) == 1 and probs and set(map(type, probs)) <= _FAST_TYPES:
+            k = self.prob_names[0]
+            self.outputs[k].add(_numeric_column(k, probs, len(probs), False, problems))
+            return
         if any(p is not None for p in probs):
             cols: dict[str, list[Any]] = {k: [] for k in self.prob_names}
             for p in probs:
@@ -642,13 +648,19 @@ def _as_list(values: Any, n: int, what: str) -> Sequence[Any]:
     return seq
 
 
-def _prob_rows(probabilities: Any, n: int, names: list[str]) -> Sequence[Any]:
+def _prob_rows(probabilities: Any, n: int, names: list[str]) -> Sequence[Any] | np.ndarray:
     if probabilities is None:
         return []
     if isinstance(probabilities, Mapping):
         cols = {k: _as_list(v, n, f"probabilities[{k!r}]") for k, v in probabilities.items()}
         keys = list(cols)
         return [dict(zip(keys, row)) for row in zip(*cols.values())]
+    if (len(names) == 1 and isinstance(probabilities, np.ndarray) and probabilities.ndim == 1
+            and probabilities.dtype.kind in "fiub"):
+        if probabilities.size != n:
+            raise ValueError(f"observe_batch: probabilities has {probabilities.size} rows, "
+                             f"features have {n}")
+        return probabilities  # type: ignore[return-value]
     a = np.asarray(probabilities, dtype=object if not hasattr(probabilities, "dtype") else None)
     if len(a) != n:
         raise ValueError(f"observe_batch: probabilities has {len(a)} rows, features have {n}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .binning import bucket_counts, bucket_index, quantile_edges, round_significant
 from .distances import (
+    Score,
     SignificanceResult,
     chi_square,
     drift_scores,
@@ -26,6 +27,7 @@ __all__ = [
     "bucket_counts",
     "round_significant",
     # distances
+    "Score",
     "SignificanceResult",
     "psi",
     "jensen_shannon",

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from scipy.special import chdtrc, kolmogorov
 
 __all__ = [
+    "Score",
     "SignificanceResult",
     "psi",
     "jensen_shannon",

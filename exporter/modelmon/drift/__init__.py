@@ -1,0 +1,30 @@
+"""The drift exporter: windows of live counts scored against the baseline.
+
+Scrape mode (no metrics store): :class:`DriftService` reads the replicas'
+``/metrics``, sums them, keeps a bounded ring of snapshots to form the windows
+(see :mod:`modelmon.drift.scrape` for the window rules), scores every series
+with :func:`modelmon.stats.drift_scores`, and exposes the results through
+:class:`DriftCollector` and :attr:`DriftService.latest`.
+"""
+
+from .collector import DriftCollector
+from .config import parse_duration, parse_listen
+from .evaluate import DriftResults, SampleKey, ScoreKey
+from .exposition import SeriesKey, parse_exposition
+from .scrape import WindowStore, Windows
+from .service import DriftHTTPServer, DriftService
+
+__all__ = [
+    "DriftService",
+    "DriftHTTPServer",
+    "DriftCollector",
+    "DriftResults",
+    "ScoreKey",
+    "SampleKey",
+    "SeriesKey",
+    "WindowStore",
+    "Windows",
+    "parse_exposition",
+    "parse_duration",
+    "parse_listen",
+]

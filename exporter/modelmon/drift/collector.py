@@ -1,0 +1,85 @@
+"""DriftCollector: renders the latest :class:`DriftResults` as fresh families per scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from ..catalogue import HistogramFamily, by_name
+from .evaluate import DriftResults
+
+__all__ = ["DriftCollector", "DURATION_BUCKETS", "DURATION_LES"]
+
+#: Buckets of ``modelmon_drift_evaluation_duration_seconds``.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+DURATION_LES: tuple[str, ...] = tuple(floatToGoString(b) for b in DURATION_BUCKETS) + ("+Inf",)
+
+_SCORE = by_name("modelmon_drift_score")
+_PRED_SCORE = by_name("modelmon_prediction_drift_score")
+_SAMPLES = by_name("modelmon_drift_window_samples")
+_EVAL_TS = by_name("modelmon_drift_evaluation_timestamp_seconds")
+_SUCCESS_TS = by_name("modelmon_drift_last_success_timestamp_seconds")
+_DURATION = by_name("modelmon_drift_evaluation_duration_seconds")
+_EVALS = by_name("modelmon_drift_evaluations_total")
+_UP = by_name("modelmon_drift_source_up")
+
+
+class DriftCollector(Collector):
+    """Builds every ``modelmon_drift_*`` family from one results object per scrape.
+
+    ``results`` is called once per collect (e.g. ``lambda: service.latest``);
+    since results are immutable and swapped whole, a scrape never mixes two
+    evaluations. Before the first evaluation only the evaluation counter (0)
+    and the empty duration histogram are exposed.
+    """
+
+    def __init__(self, results: Callable[[], DriftResults | None]) -> None:
+        self._results = results
+
+    def describe(self) -> Iterator[Metric]:
+        # Registering must not trigger an evaluation; collect() runs at scrape time only.
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        res = self._results()
+        evals = _EVALS.family()
+        duration = _DURATION.family()
+        assert isinstance(duration, HistogramFamily)
+        if res is None:
+            evals.add_metric([], 0.0)
+            duration.add([], DURATION_LES, [0.0] * len(DURATION_LES), 0.0)
+            yield evals
+            yield duration
+            return
+        score = _SCORE.family()
+        pred = _PRED_SCORE.family()
+        for k, v in res.scores.items():
+            fam = score if k.kind == "feature" else pred
+            fam.add_metric([k.model, k.model_version, k.name, k.method, k.reference], v)
+        samples = _SAMPLES.family()
+        done: set[tuple[str, str, str, str]] = set()
+        for sk, n in res.samples.items():
+            ident = (sk.model, sk.model_version, sk.name, sk.reference)
+            if ident in done:  # a feature and an output with one name: keep the feature's
+                continue
+            done.add(ident)
+            samples.add_metric(list(ident), n)
+        up = _UP.family()
+        for source, ok in res.sources_up.items():
+            up.add_metric([source], 1.0 if ok else 0.0)
+        ts = _EVAL_TS.family()
+        ts.add_metric([], res.timestamp)
+        evals.add_metric([], float(res.evaluations))
+        duration.add([], res.duration_les, res.duration_cumulative, res.duration_sum)
+        fams: list[Metric] = [score, pred, samples, up, ts]
+        if res.last_success_timestamp is not None:
+            ok_ts = _SUCCESS_TS.family()
+            ok_ts.add_metric([], res.last_success_timestamp)
+            fams.append(ok_ts)
+        fams += [duration, evals]
+        yield from (f for f in fams if f.samples)

@@ -1,0 +1,355 @@
+"""DriftService: the scrape-mode drift exporter, its loop and its HTTP endpoints.
+
+In-process use (what the demo does)::
+
+    svc = DriftService(["http://127.0.0.1:8000/metrics"], window=60, interval=5,
+                       min_samples=50)
+    host, port = svc.serve("127.0.0.1", 0)   # /metrics, /-/healthy, /-/ready
+    svc.start()                               # evaluates every `interval` in a daemon thread
+    ...
+    res = svc.latest                          # DriftResults or None before the first evaluation
+    res.scores[ScoreKey("m", "1", "feature", "x", "psi", "baseline")]
+    svc.stop()
+
+Tests call :meth:`DriftService.evaluate_once` directly with a fake clock.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+
+from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector
+from .evaluate import BaselineTable, DriftResults, compute_scores
+from .exposition import Exposition, SeriesKey
+from .scrape import ScrapeError, WindowStore, fetch
+
+__all__ = ["DriftService", "DriftHTTPServer"]
+
+log = logging.getLogger("modelmon.drift")
+
+
+class DriftService:
+    """Scrapes the replicas' ``/metrics``, forms windows, scores drift, exposes the results.
+
+    Parameters
+    ----------
+    sources : sequence of str
+        ``/metrics`` URLs of the replicas (their counts are summed).
+    window : float
+        Window length ``W`` in seconds (see :mod:`modelmon.drift.scrape`).
+    interval : float
+        Seconds between evaluations of the background loop.
+    min_samples : int
+        Scores are exported only when the current window (and, against the
+        previous window, both windows) hold at least this many samples.
+    registry : CollectorRegistry or None
+        Where the :class:`DriftCollector` is registered; a new registry when None.
+    clock : callable
+        Unix time in seconds; timestamps and windows use it (a seam for tests).
+    session : requests.Session or None
+        HTTP session for the scrapes; a new one when None.
+    timeout : float or None
+        Per-scrape timeout in seconds; default ``min(10, interval)``.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        *,
+        window: float = 900.0,
+        interval: float = 15.0,
+        min_samples: int = 100,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+        session: requests.Session | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        srcs = [str(s) for s in sources]
+        if not srcs:
+            raise ValueError("sources: at least one /metrics URL is needed")
+        for s in srcs:
+            u = urlsplit(s)
+            if u.scheme not in ("http", "https") or not u.netloc:
+                raise ValueError(f"sources: {s!r} is not an http(s) URL")
+        dupes = sorted({s for s in srcs if srcs.count(s) > 1})
+        if dupes:
+            raise ValueError(f"sources: given more than once (their counts would be summed "
+                             f"twice): {', '.join(dupes)}")
+        if not window > 0:
+            raise ValueError(f"window: expected seconds > 0, got {window!r}")
+        if not interval > 0:
+            raise ValueError(f"interval: expected seconds > 0, got {interval!r}")
+        if not isinstance(min_samples, int) or min_samples < 0:
+            raise ValueError(f"min_samples: expected an integer >= 0, got {min_samples!r}")
+        self.sources: tuple[str, ...] = tuple(srcs)
+        self.window = float(window)
+        self.interval = float(interval)
+        self.min_samples = min_samples
+        self.timeout = float(timeout) if timeout is not None else min(10.0, self.interval)
+        self.clock = clock
+        self.session = session if session is not None else requests.Session()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.collector = DriftCollector(lambda: self._latest)
+        self.registry.register(self.collector)
+
+        self._store = WindowStore(self.window, self.interval)
+        self._baseline = BaselineTable()
+        self._latest: DriftResults | None = None
+        self._eval_lock = threading.Lock()
+        self._evaluations = 0
+        self._last_success: float | None = None
+        self._dur_counts = np.zeros(len(DURATION_LES))
+        self._dur_sum = 0.0
+        self._source_ok: dict[str, bool | None] = {s: None for s in self.sources}
+        self._skips_logged: set[tuple[str, ...]] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._http: DriftHTTPServer | None = None
+        self._http_thread: threading.Thread | None = None
+
+    # -- results ----------------------------------------------------------------------
+
+    @property
+    def latest(self) -> DriftResults | None:
+        """The results of the last evaluation (immutable), None before the first."""
+        return self._latest
+
+    @property
+    def ready(self) -> bool:
+        return self._latest is not None
+
+    @property
+    def snapshots(self) -> int:
+        """Snapshots currently kept in the ring."""
+        return len(self._store.snapshots)
+
+    # -- one evaluation -----------------------------------------------------------------
+
+    def evaluate_once(self) -> DriftResults:
+        """Scrape every source, update the windows, score, and publish the results."""
+        with self._eval_lock:
+            t0 = time.perf_counter()
+            fetched = self._scrape_all()
+            now = float(self.clock())
+            ok: dict[str, Exposition] = {}
+            errors: dict[str, str] = {}
+            for src in self.sources:
+                r = fetched[src]
+                if isinstance(r, Exposition):
+                    ok[src] = r
+                    self._store.ingest(src, r, now)
+                else:
+                    errors[src] = r
+                self._note_source(src, r)
+            snap = self._store.snapshot(now)
+            self._baseline.update(ok[s] for s in self.sources if s in ok)
+            windows = self._store.windows()
+            scores, samples = compute_scores(windows, self._baseline, self.min_samples,
+                                             self._on_skip)
+            duration = time.perf_counter() - t0
+            self._evaluations += 1
+            i = int(np.searchsorted(DURATION_BUCKETS, duration, side="left"))
+            self._dur_counts[i] += 1
+            self._dur_sum += duration
+            finished = max(float(self.clock()), snap.timestamp)
+            if not errors:
+                self._last_success = finished
+            res = DriftResults(
+                timestamp=finished,
+                scores=MappingProxyType(scores),
+                samples=MappingProxyType(samples),
+                sources_up=MappingProxyType({s: s not in errors for s in self.sources}),
+                source_errors=MappingProxyType(errors),
+                last_success_timestamp=self._last_success,
+                window_seconds=windows.current_seconds,
+                previous_window_seconds=windows.previous_seconds,
+                evaluations=self._evaluations,
+                duration_seconds=duration,
+                duration_les=DURATION_LES,
+                duration_cumulative=tuple(np.cumsum(self._dur_counts).tolist()),
+                duration_sum=self._dur_sum,
+                min_samples=self.min_samples,
+            )
+            self._latest = res  # one reference swap: scrapes see this or the previous one
+            return res
+
+    def _scrape_all(self) -> dict[str, Exposition | str]:
+        def one(src: str) -> Exposition | str:
+            try:
+                return fetch(self.session, src, self.timeout)
+            except ScrapeError as exc:
+                return str(exc)
+            except Exception as exc:  # never let one source break the evaluation
+                return f"unexpected error: {type(exc).__name__}: {exc}"
+
+        if len(self.sources) == 1:
+            return {self.sources[0]: one(self.sources[0])}
+        with ThreadPoolExecutor(max_workers=min(8, len(self.sources)),
+                                thread_name_prefix="modelmon-drift-scrape") as pool:
+            return dict(zip(self.sources, pool.map(one, self.sources)))
+
+    def _note_source(self, src: str, r: Exposition | str) -> None:
+        was = self._source_ok[src]
+        if isinstance(r, str):
+            if was is not False:
+                log.warning("event=source_down source=%s error=%r", src, r)
+            else:
+                log.debug("event=source_down source=%s error=%r", src, r)
+            self._source_ok[src] = False
+        else:
+            if was is False:
+                log.info("event=source_up source=%s", src)
+            if r.rejected and ("rejected", src) not in self._skips_logged:
+                self._skips_logged.add(("rejected", src))
+                log.warning("event=samples_rejected source=%s count=%d reason=%r", src, r.rejected,
+                            "missing labels, bad le or negative/non-finite value")
+            self._source_ok[src] = True
+
+    def _on_skip(self, key: SeriesKey, reason: str) -> None:
+        tag = (reason,) + tuple(key)
+        if tag not in self._skips_logged:
+            self._skips_logged.add(tag)
+            log.warning("event=series_skipped reason=%s model=%r model_version=%r series=%s/%r",
+                        reason, key.model, key.model_version, key.family, key.name)
+
+    # -- loop -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Evaluate now and then every ``interval`` seconds, in a daemon thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="modelmon-drift", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.evaluate_once()
+            except Exception:  # a bug must not end the loop; it is logged with its traceback
+                log.exception("event=evaluation_failed")
+            next_at += self.interval
+            delay = next_at - time.monotonic()
+            if delay < 0:  # fell behind: skip the missed ticks instead of bursting
+                next_at = time.monotonic()
+                delay = 0.0
+            if self._stop.wait(delay):
+                break
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and the HTTP server (if any); waits for a running evaluation."""
+        self._stop.set()
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+            self._thread = None
+        http = self._http
+        if http is not None:
+            http.shutdown()
+            http.server_close()
+            if self._http_thread is not None:
+                self._http_thread.join(timeout)
+            self._http = None
+            self._http_thread = None
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def serve(self, host: str = "0.0.0.0", port: int = 10381) -> tuple[str, int]:
+        """Serve ``/metrics``, ``/-/healthy`` and ``/-/ready`` in a daemon thread.
+
+        Returns the bound ``(host, port)`` (pass ``port=0`` for a free port).
+        :meth:`stop` shuts the server down.
+        """
+        if self._http is not None:
+            raise RuntimeError("already serving")
+        server = DriftHTTPServer((host, port), self)
+        self._http = server
+        self._http_thread = threading.Thread(target=server.serve_forever,
+                                             name="modelmon-drift-http", daemon=True)
+        self._http_thread.start()
+        bound = server.server_address
+        return str(bound[0]), int(bound[1])
+
+
+class DriftHTTPServer(ThreadingHTTPServer):
+    """``/metrics`` (text or OpenMetrics, gzip), ``/-/healthy``, ``/-/ready``; 404 JSON otherwise."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], service: DriftService) -> None:
+        self.service = service
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: DriftHTTPServer
+    server_version = "modelmon-drift"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = urlsplit(self.path).path
+        svc = self.server.service
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            try:
+                body = encoder(svc.registry)
+            except Exception as exc:  # pragma: no cover - a collector bug
+                log.exception("event=metrics_render_failed")
+                self._send(500, "text/plain; charset=utf-8", f"error: {exc}\n".encode())
+                return
+            gz = "gzip" in (self.headers.get("Accept-Encoding") or "").lower()
+            self._send(200, content_type, gzip.compress(body) if gz else body,
+                       {"Content-Encoding": "gzip"} if gz else None)
+        elif path == "/-/healthy":
+            self._send(200, "text/plain; charset=utf-8", b"OK\n")
+        elif path == "/-/ready":
+            if svc.ready:
+                self._send(200, "text/plain; charset=utf-8", b"ready\n")
+            else:
+                self._send(503, "text/plain; charset=utf-8", b"not ready: no evaluation yet\n")
+        else:
+            self._json(404, {"error": "not found", "path": path,
+                             "endpoints": ["/metrics", "/-/healthy", "/-/ready"]})
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._json(405, {"error": "method not allowed", "method": "POST"})
+
+    do_PUT = do_DELETE = do_PATCH = do_POST
+
+    def _json(self, code: int, doc: dict[str, object]) -> None:
+        self._send(code, "application/json", json.dumps(doc).encode() + b"\n")
+
+    def _send(self, code: int, content_type: str, body: bytes,
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log.debug("event=http_request client=%s %s", self.client_address[0], format % args)

@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"modelmon drift: error: --listen {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, object] = {}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("event=shutdown signal=%s", signal.Signals(signum).name)

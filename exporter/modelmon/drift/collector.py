@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -47,7 +48,7 @@ class DriftCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         res = self._results()
-        evals = _EVALS.family()
+        evals = cast(CounterMetricFamily, _EVALS.family())
         duration = _DURATION.family()
         assert isinstance(duration, HistogramFamily)
         if res is None:
@@ -56,12 +57,12 @@ class DriftCollector(Collector):
             yield evals
             yield duration
             return
-        score = _SCORE.family()
-        pred = _PRED_SCORE.family()
+        score = cast(GaugeMetricFamily, _SCORE.family())
+        pred = cast(GaugeMetricFamily, _PRED_SCORE.family())
         for k, v in res.scores.items():
             fam = score if k.kind == "feature" else pred
             fam.add_metric([k.model, k.model_version, k.name, k.method, k.reference], v)
-        samples = _SAMPLES.family()
+        samples = cast(GaugeMetricFamily, _SAMPLES.family())
         done: set[tuple[str, str, str, str]] = set()
         for sk, n in res.samples.items():
             ident = (sk.model, sk.model_version, sk.name, sk.reference)
@@ -69,16 +70,16 @@ class DriftCollector(Collector):
                 continue
             done.add(ident)
             samples.add_metric(list(ident), n)
-        up = _UP.family()
+        up = cast(GaugeMetricFamily, _UP.family())
         for source, ok in res.sources_up.items():
             up.add_metric([source], 1.0 if ok else 0.0)
-        ts = _EVAL_TS.family()
+        ts = cast(GaugeMetricFamily, _EVAL_TS.family())
         ts.add_metric([], res.timestamp)
         evals.add_metric([], float(res.evaluations))
         duration.add([], res.duration_les, res.duration_cumulative, res.duration_sum)
         fams: list[Metric] = [score, pred, samples, up, ts]
         if res.last_success_timestamp is not None:
-            ok_ts = _SUCCESS_TS.family()
+            ok_ts = cast(GaugeMetricFamily, _SUCCESS_TS.family())
             ok_ts.add_metric([], res.last_success_timestamp)
             fams.append(ok_ts)
         fams += [duration, evals]

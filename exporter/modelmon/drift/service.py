@@ -280,7 +280,7 @@ class DriftService:
             raise RuntimeError("already serving")
         server = DriftHTTPServer((host, port), self)
         self._http = server
-        self._http_thread = threading.Thread(target=server.serve_forever,
+        self._http_thread = threading.Thread(target=server.serve_forever, args=(0.1,),
                                              name="modelmon-drift-http", daemon=True)
         self._http_thread.start()
         bound = server.server_address

@@ -228,7 +228,8 @@ def _chi_square(pr: _Pair) -> tuple[FloatArray, FloatArray]:
     # then expected = reference proportion * current total.
     expected = np.maximum(r, CHI2_REFERENCE_FLOOR)
     expected *= kept
-    expected /= expected.sum(axis=0)
+    total = expected.sum(axis=0)
+    expected /= np.where(total > 0, total, 1.0)  # 0 only in rows empty on both sides
     expected *= pr.m
     diff = c - expected  # exactly 0 in the dropped buckets, so their term is 0
     diff *= diff

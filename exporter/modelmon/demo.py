@@ -159,6 +159,8 @@ class Demo:
 
         console = Console()
         plain = self.plain if self.plain is not None else not console.is_terminal
+        if not console.is_terminal:
+            console = Console(width=120)  # logs and CI: do not fold the summary table
         gen = LoanGenerator(self.seed)
         console.print(f"[bold]modelmon demo[/] · seed {self.seed} · {self.rate:.0f} events/s · "
                       f"{self.duration:.0f} s of traffic · drift window {self.window:.0f} s")
@@ -177,18 +179,17 @@ class Demo:
         mon_server, mon_thread = start_http_server(self.monitor_port, addr="127.0.0.1",
                                                    registry=registry)
         mon_url = f"http://127.0.0.1:{mon_server.server_port}/metrics"
-        service = DriftService.for_scrape([mon_url], window=self.window, interval=self.interval,
-                                          min_samples=100, registry=CollectorRegistry())
-        drift_server = service.serve("127.0.0.1", self.drift_port)
+        service = DriftService([mon_url], window=self.window, interval=self.interval,
+                               min_samples=100, registry=CollectorRegistry())
+        _, drift_port = service.serve("127.0.0.1", self.drift_port)
         service.start()
         console.print(f"Monitor /metrics: {mon_url}")
-        console.print(f"drift exporter:   http://127.0.0.1:{drift_server.server_port}/metrics")
+        console.print(f"drift exporter:   http://127.0.0.1:{drift_port}/metrics")
         try:
             result = self._traffic(gen, monitor, registry, service, console, plain)
         finally:
             if not self.serve:
                 service.stop()
-                drift_server.shutdown()
                 mon_server.shutdown()
         self._summary(result, console)
         if self.serve:
@@ -200,7 +201,6 @@ class Demo:
                 pass
             finally:
                 service.stop()
-                drift_server.shutdown()
                 mon_server.shutdown()
         return result
 
@@ -301,11 +301,12 @@ class Demo:
                view: dict[str, Any]) -> None:
         """Flag features from one evaluation and score each flag against the truth."""
         scores: dict[str, dict[str, Any]] = {}
+        base = res.table("baseline")
+        prev = res.table("previous")
         for f in NUMERIC + CATEGORICAL:
-            row: dict[str, Any] = {}
-            for m in ("psi", "jensen_shannon", "wasserstein_normed", "ks_pvalue"):
-                row[m] = res.score("loan_default", "1", "feature", f, m, "baseline")
-            row["prev_psi"] = res.score("loan_default", "1", "feature", f, "psi", "previous")
+            key = ("loan_default", "1", "feature", f)
+            row: dict[str, Any] = dict(base.get(key, {}))
+            row["prev_psi"] = prev.get(key, {}).get("psi")
             hits = [m for m, th in FLAG_THRESHOLDS.items()
                     if row.get(m) is not None and not math.isnan(row[m]) and row[m] >= th]
             scores[f] = row

@@ -30,7 +30,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -287,7 +287,8 @@ def _categorical(name: str, arr: np.ndarray, n: int, max_categories: int) -> Cat
     )
 
 
-def _as_columns(data: Any) -> dict[str, Any]:
+def columns_of(data: Any) -> dict[str, Any]:
+    """Columns of a mapping or a pandas DataFrame (nullable dtypes read as objects, missing as None)."""
     if hasattr(data, "columns") and hasattr(data, "__getitem__") and not isinstance(data, Mapping):
         # pandas DataFrame (duck-typed, so pandas stays optional).
         out: dict[str, Any] = {}
@@ -460,7 +461,7 @@ class Baseline:
             raise BaselineError(f"bins: expected an integer from 2 to 200, got {bins!r}")
         if not isinstance(max_categories, int) or not 1 <= max_categories <= 1000:
             raise BaselineError(f"max_categories: expected an integer from 1 to 1000, got {max_categories!r}")
-        cols = _as_columns(data)
+        cols = columns_of(data)
         if not cols:
             raise BaselineError("data: no columns")
         lengths = {k: len(v) for k, v in cols.items() if hasattr(v, "__len__")}
@@ -670,7 +671,3 @@ class Baseline:
             add("target", self.target)
         return rows
 
-
-def iter_names(baselines: Iterable[Baseline]) -> list[tuple[str, str]]:
-    """(model, model_version) pairs, for messages."""
-    return [(b.model, b.model_version) for b in baselines]

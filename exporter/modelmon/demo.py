@@ -66,7 +66,7 @@ def _pipeline_bug(f: dict[str, Any], progress: float) -> None:
     f["purpose"] = p
 
 
-def _missing_spike(f: dict[str, Any], progress: float, rng: np.random.Generator | None = None) -> None:
+def _missing_spike(f: dict[str, Any], progress: float) -> None:
     v = f["employment_years"].astype(np.float64)
     v[np.random.default_rng(int(progress * 1e6)).random(v.size) < 0.45] = np.nan
     f["employment_years"] = v

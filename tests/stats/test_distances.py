@@ -130,7 +130,7 @@ def test_psi_is_non_negative_and_symmetric(pair: tuple[np.ndarray, np.ndarray]) 
     r, c = pair
     a = psi(r, c)
     assert np.all(a >= 0)
-    np.testing.assert_allclose(a, psi(c, r), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(a, psi(c, r), rtol=1e-9, atol=1e-15)
 
 
 # --- Hellinger -----------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_bounded_distances_are_in_unit_interval(pair: tuple[np.ndarray, np.ndarr
     for f in (jensen_shannon, hellinger):
         v = f(r, c)
         assert np.all((v >= 0) & (v <= 1)), f.__name__
-        np.testing.assert_allclose(v, f(c, r), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(v, f(c, r), rtol=1e-9, atol=1e-15)
 
 
 # --- Kolmogorov-Smirnov ---------------------------------------------------------
@@ -368,9 +368,12 @@ def test_vectorised_equals_per_row(pair: tuple[np.ndarray, np.ndarray]) -> None:
                 # Sums over one row and over many may round differently (pairwise
                 # vs sequential); JS sums terms of both signs and takes a square
                 # root, so compare the divergence.
-                np.testing.assert_allclose(got**2, value**2, rtol=1e-12, atol=1e-15, err_msg=key)
+                np.testing.assert_allclose(got**2, value**2, rtol=1e-9, atol=1e-15, err_msg=key)
             else:
-                np.testing.assert_allclose(got, value, rtol=1e-12, atol=1e-15, err_msg=key)
+                # 1e-9, not 1e-12: counts spanning 1 to 1e4 in one row give relative
+                # rounding differences of a few 1e-12 between summation orders
+                # (seen: wasserstein 2.2e-12). A real bug shows far above 1e-9.
+                np.testing.assert_allclose(got, value, rtol=1e-9, atol=1e-15, err_msg=key)
 
 
 def test_drift_scores_equals_individual_functions() -> None:

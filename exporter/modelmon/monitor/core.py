@@ -14,14 +14,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from ..baseline import Baseline, CategoricalSummary, NumericSummary, category_key
-from ..catalogue import LATENCY_BUCKETS, OTHER, UNKNOWN
+from ..baseline import Baseline, CategoricalSummary, NumericSummary, category_key, columns_of
+from ..catalogue import LATENCY_BUCKETS, UNKNOWN
 
 __all__ = ["Monitor", "SchemaViolationError"]
 
@@ -81,11 +81,10 @@ class _Categorical:
 class _Problems:
     """Violation and missing counts gathered while folding one batch."""
 
-    __slots__ = ("violations", "missing", "messages", "keep_messages")
+    __slots__ = ("violations", "messages", "keep_messages")
 
     def __init__(self, keep_messages: bool) -> None:
         self.violations: dict[tuple[str, str], int] = {}
-        self.missing: dict[str, int] = {}
         self.messages: list[str] = []
         self.keep_messages = keep_messages
 
@@ -257,9 +256,6 @@ class ModelState:
                 self.violations[key] += n
             else:  # an output field we do not export: keep the set bounded
                 self.violations[(UNKNOWN, "unknown_feature")] += n
-        for name, n in problems.missing.items():
-            if name in self.missing:
-                self.missing[name] += n
 
 
 def _numeric_column(name: str, col: Any, n: int, required: bool,
@@ -559,7 +555,7 @@ class Monitor:
         if problems.violations:
             raise SchemaViolationError("; ".join(problems.messages) or "schema violation")
 
-    def timer(self, model: str | None = None) -> "_Timer":
+    def timer(self) -> "_Timer":
         """Context manager that measures latency: ``with mon.timer() as t: ...; t.seconds``."""
         return _Timer(self.clock)
 
@@ -624,14 +620,7 @@ def _restore(st: ModelState, snap: tuple[Any, ...]) -> None:
 
 def _columns_of(features: Any) -> dict[str, Any]:
     if hasattr(features, "columns") and not isinstance(features, Mapping):
-        out: dict[str, Any] = {}
-        for c in features.columns:
-            col = features[c]
-            dt = str(getattr(col, "dtype", ""))
-            if dt in ("category", "string", "boolean") or dt.startswith(("Int", "UInt", "Float")):
-                col = col.astype(object).where(col.notna(), None)
-            out[str(c)] = col.to_numpy()
-        return out
+        return columns_of(features)  # a pandas DataFrame, read as Baseline.build reads it
     if isinstance(features, Mapping):
         return {str(k): (v if isinstance(v, (np.ndarray, list)) else list(v))
                 for k, v in features.items()}
@@ -668,6 +657,3 @@ def _prob_rows(probabilities: Any, n: int, names: list[str]) -> Sequence[Any] | 
         return [tuple(r) for r in a.tolist()]
     return a.tolist()
 
-
-def _iter_models(monitor: Monitor) -> Iterable[ModelState]:
-    return monitor._models.values()

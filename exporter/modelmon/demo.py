@@ -193,10 +193,17 @@ class Demo:
                 mon_server.shutdown()
         self._summary(result, console)
         if self.serve:
-            console.print("[bold]--serve[/]: endpoints stay up; point Prometheus at them. Ctrl-C to stop.")
+            import signal
+
+            def _term(signum: int, frame: Any) -> None:
+                raise KeyboardInterrupt
+
+            signal.signal(signal.SIGTERM, _term)
+            console.print("[bold]--serve[/]: endpoints stay up and the phases repeat, so a "
+                          "Prometheus scraping them sees drift come and go. Ctrl-C to stop.")
             try:
-                while True:
-                    time.sleep(3600)
+                while True:  # keep traffic flowing: an idle window has no samples to score
+                    self._traffic(gen, monitor, registry, service, console, True)
             except KeyboardInterrupt:
                 pass
             finally:

@@ -47,9 +47,27 @@ class MonitorCollector(Collector):
         self.monitor = monitor
         # Label strings never change for a baseline: compute them once.
         self._les: dict[tuple[str, str], list[str]] = {}
+        # The baseline gauges are constant: build their (labels, value) rows once,
+        # not on every scrape.
+        self._baseline_rows: dict[str, list[tuple[list[str], float]]] = {
+            "modelmon_baseline_bucket_ratio": [], "modelmon_baseline_category_ratio": [],
+            "modelmon_baseline_class_ratio": [], "modelmon_baseline_samples": []}
+        rows = self._baseline_rows
         for m, st in monitor._models.items():
+            v, b = st.version, st.baseline
             for name, num in {**st.numeric, **st.outputs}.items():
                 self._les[(m, name)] = le_labels(num.edges)
+            for name, s in {**b.numeric_features, **b.numeric_outputs}.items():
+                for le, r in zip(self._les[(m, name)], _cumulative_ratios(s)):
+                    rows["modelmon_baseline_bucket_ratio"].append(([m, v, name, le], r))
+                rows["modelmon_baseline_samples"].append(([m, v, name], float(s.samples)))
+            if st.classes is not None and b.prediction is not None:
+                for label, r in zip(st.classes.labels, b.prediction.ratios.tolist()):
+                    rows["modelmon_baseline_class_ratio"].append(([m, v, label], r))
+            for name, cs in b.categorical_features.items():
+                for label, r in zip(cs.labels, cs.ratios.tolist()):
+                    rows["modelmon_baseline_category_ratio"].append(([m, v, name, label], r))
+                rows["modelmon_baseline_samples"].append(([m, v, name], float(cs.samples)))
 
     def describe(self) -> Iterator[Metric]:
         # Registering must not fold or read counts; an empty describe makes the
@@ -70,10 +88,6 @@ class MonitorCollector(Collector):
         pv: HistogramFamily = fam["modelmon_prediction_value"]  # type: ignore[assignment]
         pcls = fam["modelmon_predicted_class_total"]
         lat: HistogramFamily = fam["modelmon_inference_latency_seconds"]  # type: ignore[assignment]
-        bbr = fam["modelmon_baseline_bucket_ratio"]
-        bcr = fam["modelmon_baseline_category_ratio"]
-        bcl = fam["modelmon_baseline_class_ratio"]
-        bsm = fam["modelmon_baseline_samples"]
         for model, st in mon._models.items():
             v = st.version
             b = st.baseline
@@ -98,18 +112,10 @@ class MonitorCollector(Collector):
                     for label, n in zip(st.classes.labels, st.classes.counts.tolist()):
                         pcls.add_metric([model, v, label], float(n))
                 lat.add([model, v], _LATENCY_LES, np.cumsum(st.latency).tolist(), st.latency_sum)
-            # Baseline gauges: constant for the process, no lock needed.
-            for name, s in {**b.numeric_features, **b.numeric_outputs}.items():
-                for le, r in zip(self._les[(model, name)], _cumulative_ratios(s)):
-                    bbr.add_metric([model, v, name, le], r)
-                bsm.add_metric([model, v, name], float(s.samples))
-            if st.classes is not None and b.prediction is not None:
-                for label, r in zip(st.classes.labels, b.prediction.ratios.tolist()):
-                    bcl.add_metric([model, v, label], r)
-            for name, cs in b.categorical_features.items():
-                for label, r in zip(cs.labels, cs.ratios.tolist()):
-                    bcr.add_metric([model, v, name, label], r)
-                bsm.add_metric([model, v, name], float(cs.samples))
+        for name, rows in self._baseline_rows.items():
+            family = fam[name]
+            for labels, value in rows:
+                family.add_metric(labels, value)
         yield from (f for f in fam.values() if f.samples)
 
 

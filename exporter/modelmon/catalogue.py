@@ -37,6 +37,9 @@ __all__ = [
     "DRIFT_REFERENCES",
     "OTHER",
     "UNKNOWN",
+    "SIDECAR_ENDPOINTS",
+    "SIDECAR_REJECT_REASONS",
+    "REQUEST_BUCKETS",
 ]
 
 MetricType = Literal["counter", "gauge", "histogram", "info", "untyped"]
@@ -73,6 +76,18 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 
+#: ``endpoint`` label values of the sidecar's request metrics (a bounded set:
+#: paths are mapped to these, never copied).
+SIDECAR_ENDPOINTS: tuple[str, ...] = ("events", "models", "metrics", "health", "other")
+#: ``reason`` label values of ``modelmon_sidecar_events_rejected_total``.
+SIDECAR_REJECT_REASONS: tuple[str, ...] = ("malformed", "invalid_field", "wrong_type",
+                                           "non_finite")
+#: Request duration buckets of the sidecar, in seconds.
+REQUEST_BUCKETS: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+)
+
 _MV = ("model", "model_version")
 
 
@@ -89,7 +104,7 @@ class MetricSpec:
     type: MetricType
     help: str
     labels: tuple[str, ...]
-    component: Literal["monitor", "drift"]
+    component: Literal["monitor", "sidecar", "drift"]
 
     @property
     def family_name(self) -> str:
@@ -216,6 +231,25 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "modelmon_baseline_samples", "gauge",
         "Training values behind the baseline ratios of a feature or output (non-missing rows).",
         _MV + ("feature",), "monitor"),
+    # --- Sidecar (HTTP ingest) ------------------------------------------------
+    MetricSpec(
+        "modelmon_sidecar_requests_total", "counter",
+        "HTTP requests answered by the sidecar, by endpoint and status code.",
+        ("endpoint", "code"), "sidecar"),
+    MetricSpec(
+        "modelmon_sidecar_request_duration_seconds", "histogram",
+        "Time from the start of a request to its reply, by endpoint.",
+        ("endpoint",), "sidecar"),
+    MetricSpec(
+        "modelmon_sidecar_events_rejected_total", "counter",
+        "Posted events that were not counted, by reason (malformed, invalid_field, wrong_type, "
+        "non_finite); accepted events are counted in modelmon_predictions_total, requests "
+        "rejected as a whole (4xx) in modelmon_sidecar_requests_total only.",
+        _MV + ("reason",), "sidecar"),
+    MetricSpec(
+        "modelmon_sidecar_ready", "gauge",
+        "1 while the sidecar accepts traffic, 0 while it shuts down (after SIGTERM).",
+        (), "sidecar"),
     # --- Drift exporter ----------------------------------------------------
     MetricSpec(
         "modelmon_drift_score", "gauge",
@@ -280,8 +314,9 @@ def render_markdown() -> str:
         "",
     ]
     titles = {"monitor": "Monitor and sidecar (`/metrics` of the monitored process)",
+              "sidecar": "Sidecar only (`modelmon sidecar`)",
               "drift": "Drift exporter (`modelmon drift`)"}
-    for component in ("monitor", "drift"):
+    for component in ("monitor", "sidecar", "drift"):
         lines += [f"## {titles[component]}", "", "| metric | type | labels | help |",
                   "|---|---|---|---|"]
         for m in CATALOGUE:
@@ -300,6 +335,9 @@ def render_markdown() -> str:
         "- `method`: " + ", ".join(f"`{r}`" for r in DRIFT_METHODS)
         + "; `ks`, `ks_pvalue` and `wasserstein_normed` for numeric features and outputs only.",
         "- `reference`: " + ", ".join(f"`{r}`" for r in DRIFT_REFERENCES) + ".",
+        "- `endpoint` (sidecar): " + ", ".join(f"`{r}`" for r in SIDECAR_ENDPOINTS) + ".",
+        "- `reason` on `modelmon_sidecar_events_rejected_total`: "
+        + ", ".join(f"`{r}`" for r in SIDECAR_REJECT_REASONS) + ".",
         "- `le` on `modelmon_inference_latency_seconds`: "
         + ", ".join(str(b) for b in LATENCY_BUCKETS) + ", +Inf.",
         "",

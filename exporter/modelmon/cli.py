@@ -1,7 +1,8 @@
 """The ``modelmon`` command.
 
 Subcommands: ``demo`` (the walking skeleton end to end, no Prometheus needed),
-``baseline build|show``, ``drift`` (the drift exporter). Every flag can also be
+``baseline build|show``, ``drift`` (the drift exporter), ``sidecar`` (the HTTP
+ingest service). Every flag can also be
 set through an environment variable ``MODELMON_<FLAG>``.
 """
 
@@ -125,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
         drift = sub.add_parser("drift", help="run the drift exporter")
         drift_args(drift)
         drift.set_defaults(func=drift_run)
+    from .sidecar.cli import add_arguments as sidecar_args
+    from .sidecar.cli import run as sidecar_run
+
+    sidecar = sub.add_parser("sidecar", help="run the HTTP sidecar that models post events to")
+    sidecar_args(sidecar)
+    sidecar.set_defaults(func=sidecar_run)
     return parser
 
 

@@ -189,6 +189,32 @@ class ModelState:
                 if idx.size != n:
                     self.missing[name] += n - idx.size
 
+    def ingest_validated(self, n: int, numeric: Mapping[str, np.ndarray],
+                         categorical: Mapping[str, list[Any]], problems: _Problems) -> None:
+        """Fold pre-validated columns (call with ``lock`` held).
+
+        ``numeric`` holds one float64 array per numeric feature, NaN where the
+        value is missing (the caller has rejected real non-finite values);
+        ``categorical`` one list per categorical feature, ``None`` where missing.
+        """
+        for name, a in numeric.items():
+            num = self.numeric[name]
+            present = ~np.isnan(a)
+            vals = a if present.all() else a[present]
+            num.add(vals)
+            miss = n - vals.size
+            if miss:
+                self.missing[name] += miss
+                if num.required:
+                    problems.violation(name, "missing_required", miss)
+        for name, col in categorical.items():
+            cat = self.categorical[name]
+            idx = _categorical_column(name, col, n, cat.lookup, len(cat.labels) - 1,
+                                      cat.required, problems)
+            cat.counts += np.bincount(idx, minlength=cat.counts.size)
+            if idx.size != n:
+                self.missing[name] += n - idx.size
+
     def _ingest_outputs(self, n: int, preds: Sequence[Any], probs: Sequence[Any],
                         problems: _Problems) -> None:
         if any(p is not None for p in preds):
@@ -535,6 +561,43 @@ class Monitor:
             st.record(problems)
         if self.strict and problems.violations:
             raise SchemaViolationError("; ".join(problems.messages))
+
+    def observe_validated(
+        self,
+        model: str,
+        n: int,
+        numeric: Mapping[str, np.ndarray],
+        categorical: Mapping[str, list[Any]],
+        *,
+        predictions: Sequence[Any] = (),
+        probabilities: Sequence[Any] = (),
+        latency_seconds: Sequence[Any] = (),
+        violations: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
+        """Count ``n`` events whose values a caller has already validated.
+
+        The sidecar's fast path: ``numeric`` maps every numeric baseline feature
+        to a float64 array of length ``n`` (NaN = missing), ``categorical`` every
+        categorical feature to a list (``None`` = missing). ``predictions``,
+        ``probabilities`` and ``latency_seconds`` are per-event lists (``None``
+        where absent) or empty. ``violations`` adds ``(field, reason) -> count``
+        found by the caller (e.g. in events it rejected); unknown keys are
+        counted as ``__unknown__``/``unknown_feature`` so the series set stays
+        bounded.
+        """
+        st = self._state(model)
+        problems = _Problems(False)
+        for key, k in (violations or {}).items():
+            problems.violation(key[0], key[1], k)
+        with st.lock:
+            if n:
+                st.ingest_validated(n, numeric, categorical, problems)
+                if predictions or probabilities:
+                    st._ingest_outputs(n, predictions, probabilities, problems)
+                if latency_seconds:
+                    st._ingest_latency(latency_seconds)
+                st.predictions += n
+            st.record(problems)
 
     def flush(self, model: str | None = None) -> None:
         """Fold buffered events into the count arrays (done before every scrape)."""

@@ -1,0 +1,1 @@
+"""The HTTP sidecar: models POST events, Prometheus scrapes /metrics."""

@@ -1,0 +1,44 @@
+"""``modelmon sidecar``: the command line of the HTTP sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .config import ConfigError, add_arguments, describe, resolve
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger("modelmon.sidecar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT: 0 on a clean stop, 2 on bad settings, 1 if it cannot listen."""
+    from .app import SidecarApp
+    from .server import SidecarServer
+
+    try:
+        cfg = resolve(args)
+        web = None
+        if cfg.web_config_file:
+            from ..webconfig import WebConfigError, load_web_config
+
+            try:
+                web = load_web_config(cfg.web_config_file)
+            except WebConfigError as exc:
+                raise ConfigError(f"--web.config.file: {exc}") from None
+    except ConfigError as exc:
+        print(f"modelmon sidecar: error: {exc}", file=sys.stderr)
+        return 2
+    app = SidecarApp([m.baseline for m in cfg.models], limits=cfg.limits)
+    try:
+        server = SidecarServer(app, cfg.host, cfg.port, web_config=web,
+                               shutdown_delay=cfg.shutdown_delay)
+    except OSError as exc:
+        print(f"modelmon sidecar: error: --listen {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
+        return 1
+    log.info("event=started %s url=%s", describe(cfg), server.url)
+    code = server.run()
+    log.info("event=stopped")
+    return code

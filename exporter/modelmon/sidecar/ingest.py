@@ -1,0 +1,524 @@
+"""Decoding and validation of event batches: bytes in, counts and per-event errors out.
+
+No HTTP here. :class:`Ingestor` turns a JSON (``{"events": [...]}``) or NDJSON
+body into validated columns for :meth:`Monitor.observe_validated`, and a
+reply listing every rejected event with the JSON path of the bad field. A bad
+event never costs the valid ones: the batch is decoded in one typed pass
+(msgspec, in C) and, only when that fails, event by event.
+
+An event is *rejected* (not counted, listed in the reply) when a field has the
+wrong type, a number is out of range, ``id``/``timestamp``/``latency_seconds``
+are invalid, or it has a field other than those documented. The values that
+broke the baseline's schema are still counted in
+``modelmon_schema_violations_total`` so dashboards see a broken pipeline.
+Unknown feature names do not reject the event (they are reported as warnings
+and counted as ``__unknown__``); missing features count as missing; categories
+the baseline does not know count as ``__other__``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import compress
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+
+from ..baseline import Baseline, CategoricalSummary
+from ..catalogue import UNKNOWN
+from ..monitor import Monitor
+
+__all__ = ["MAX_ERRORS", "REJECT_REASONS", "Event", "IngestResult", "Ingestor", "RequestError"]
+
+#: Reasons of ``modelmon_sidecar_events_rejected_total`` (a bounded set).
+REJECT_REASONS = ("malformed", "invalid_field", "wrong_type", "non_finite")
+#: Most entries listed in ``rejected`` (and in ``warnings``) of one reply.
+MAX_ERRORS = 1000
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True):
+    """One prediction event as posted to the sidecar."""
+
+    features: dict[str, Any]
+    id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    timestamp: float | str | None = None
+    prediction: bool | int | float | str | None = None
+    probabilities: float | dict[str, float] | list[float] | None = None
+    latency_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+    events: list[Event]
+
+
+class _RawBatch(msgspec.Struct, forbid_unknown_fields=True):
+    events: list[msgspec.Raw]
+
+
+class _RawFeatures(msgspec.Struct):
+    features: dict[str, msgspec.Raw]
+
+
+_BATCH = msgspec.json.Decoder(_Batch)
+_RAW_BATCH = msgspec.json.Decoder(_RawBatch)
+_EVENT = msgspec.json.Decoder(Event)
+_ANY = msgspec.json.Decoder()
+_RAW_FEATURES = msgspec.json.Decoder(_RawFeatures)
+
+
+def _bad_feature(raw: bytes) -> str | None:
+    """Name of the first feature whose value msgspec cannot decode (a number out of range)."""
+    try:
+        feats = _RAW_FEATURES.decode(raw).features
+    except (msgspec.ValidationError, msgspec.DecodeError):  # pragma: no cover - defensive
+        return None
+    for k, v in feats.items():
+        try:
+            _ANY.decode(v)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return k
+    return None  # pragma: no cover
+
+
+class RequestError(Exception):
+    """A whole-request problem: HTTP ``status``, machine-readable ``code``, human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class IngestResult:
+    """What happened to one request's events."""
+
+    accepted: int = 0
+    rejected_events: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def reply(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"accepted": self.accepted, "rejected": self.rejected}
+        if self.warnings:
+            doc["warnings"] = self.warnings
+        if self.truncated:
+            doc["truncated"] = True
+            doc["rejected_events"] = self.rejected_events
+        return doc
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    """A value as it would look in JSON, cut to ``limit`` characters."""
+    try:
+        text = msgspec.json.encode(v).decode()
+    except (TypeError, msgspec.EncodeError, OverflowError):  # pragma: no cover - defensive
+        text = repr(v)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a bool"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__  # pragma: no cover
+
+
+_AT = re.compile(r" - at `\$(.*)`$")
+_BYTE = re.compile(r"\(byte (\d+)\)")
+_EXPECTED = re.compile(r"Expected `([^`]*)`, got `([^`]*)`")
+
+
+def _position(body: bytes, message: str) -> tuple[int, int]:
+    """1-based (line, column) of a msgspec decode error in ``body``."""
+    m = _BYTE.search(message)
+    pos = int(m.group(1)) if m else len(body)
+    pos = min(pos, len(body))
+    line = body.count(b"\n", 0, pos) + 1
+    col = pos - (body.rfind(b"\n", 0, pos) + 1) + 1
+    return line, col
+
+
+def _decode_error(body: bytes, exc: Exception) -> str:
+    msg = str(exc)
+    line, col = _position(body, msg)
+    detail = _BYTE.sub("", msg).replace("JSON is malformed: ", "").strip().rstrip(".")
+    return f"malformed JSON at line {line}, column {col}: {detail[:1].lower() + detail[1:]}"
+
+
+def _validation_error(prefix: str, exc: msgspec.ValidationError) -> tuple[str, str, str]:
+    """(field, error, reason) of a msgspec validation error inside event ``prefix``."""
+    msg = str(exc)
+    m = _AT.search(msg)
+    path = m.group(1) if m else ""
+    text = _AT.sub("", msg)
+    unknown = re.match(r"Object contains unknown field `(.*)`", text)
+    missing = re.match(r"Object missing required field `(.*)`", text)
+    if unknown:
+        name = unknown.group(1)
+        return (f"{prefix}{path}.{name}", ("unknown field; expected id, timestamp, features, "
+                "prediction, probabilities, latency_seconds"), "invalid_field")
+    if missing:
+        return f"{prefix}{path}.{missing.group(1)}", "required field is missing", "invalid_field"
+    field_path = prefix + path.replace("[...]", "")
+    top = path.split(".")[1].split("[")[0] if path.startswith(".") else ""
+    if "out of range" in text:
+        return field_path, "number out of range (not finite)", "non_finite"
+    em = _EXPECTED.search(text)
+    if em:
+        want = em.group(1).replace("| null", "").replace("null", "").strip(" |")
+        text = f"expected {want}, got {em.group(2)}"
+    elif text:
+        text = text[:1].lower() + text[1:]
+    reason = "wrong_type" if top in ("features", "prediction", "probabilities") else "invalid_field"
+    return field_path, text, reason
+
+
+def _rfc3339(text: str) -> bool:
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return dt.tzinfo is not None and "T" in text.upper()
+
+
+_NUM_OK = frozenset({float, int, type(None), bool})
+_CAT_OK = frozenset({str, int, float, bool, type(None)})
+
+
+class Ingestor:
+    """Validates and counts the events of one model.
+
+    Parameters
+    ----------
+    baseline : Baseline
+        The model's baseline: its features and outputs define what is valid.
+    monitor : Monitor
+        Where accepted events are counted.
+    max_events : int
+        Most events in one request; more is a whole-request ``413``.
+
+    Examples
+    --------
+    >>> from prometheus_client import CollectorRegistry
+    >>> b = Baseline.build({"x": [1.0, 2.0, 3.0, 4.0], "c": ["a", "b", "a", "b"]},
+    ...                    model="m", bins=2)
+    >>> ing = Ingestor(b, Monitor(b, registry=CollectorRegistry()))
+    >>> r = ing.ingest_json(b'{"events": [{"features": {"x": 1.5, "c": "a"}},'
+    ...                     b' {"features": {"x": "abc", "c": "b"}}]}')
+    >>> r.reply()
+    {'accepted': 1, 'rejected': [{'index': 1, 'field': 'events[1].features.x', 'error': 'expected a number, got "abc"'}]}
+    """
+
+    def __init__(self, baseline: Baseline, monitor: Monitor, max_events: int = 10_000) -> None:
+        self.baseline = baseline
+        self.monitor = monitor
+        self.model = baseline.model
+        self.max_events = max_events
+        self.numeric = list(baseline.numeric_features)
+        self.categorical = list(baseline.categorical_features)
+        self.known = frozenset(baseline.features)
+        self.n_features = len(self.known)
+        pred = baseline.prediction
+        self.pred_name = pred.name if pred is not None else None
+        self.pred_categorical = isinstance(pred, CategoricalSummary)
+        self.prob_names = list(baseline.probabilities)
+        self.prob_set = frozenset(self.prob_names)
+        # schema violations found while decoding, counted with the next batch
+        self._pending: dict[tuple[str, str], int] = {}
+
+    # -- decoding -----------------------------------------------------------------
+
+    def ingest_json(self, body: bytes) -> IngestResult:
+        """Count the events of an ``application/json`` body ``{"events": [...]}``.
+
+        Raises
+        ------
+        RequestError
+            400 for malformed JSON or a body that is not ``{"events": [...]}``,
+            413 for more than ``max_events`` events.
+        """
+        try:
+            events: list[Event | None] = list(_BATCH.decode(body).events)
+            errors: dict[int, list[tuple[str, str, str]]] = {}
+        except msgspec.ValidationError:
+            events, errors = self._json_slow(body)
+        except msgspec.DecodeError as exc:
+            raise RequestError(400, "malformed_json", _decode_error(body, exc)) from None
+        except RecursionError:
+            raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
+        if len(events) > self.max_events:
+            raise RequestError(413, "too_many_events",
+                               f"{len(events)} events in one request; the limit is "
+                               f"{self.max_events} (max_events_per_request): split the batch")
+        return self._process(events, errors)
+
+    def _json_slow(self, body: bytes) -> tuple[list[Event | None], dict[int, list[tuple[str, str, str]]]]:
+        try:
+            raw = _RAW_BATCH.decode(body).events
+        except msgspec.ValidationError:
+            try:
+                doc = _ANY.decode(body)
+            except (msgspec.DecodeError, RecursionError):  # pragma: no cover - decoded before
+                doc = None
+            if not isinstance(doc, dict):
+                got = _kind(doc)
+                raise RequestError(400, "invalid_body", f"expected a JSON object "
+                                   f'{{"events": [...]}}, got {got}') from None
+            extra = sorted(k for k in doc if k != "events")
+            if extra:
+                raise RequestError(400, "invalid_body", f'unknown key(s) {extra[:5]} in the body; '
+                                   f'expected only "events"') from None
+            if "events" not in doc:
+                raise RequestError(400, "invalid_body",
+                                   'missing "events": expected {"events": [...]}') from None
+            raise RequestError(400, "invalid_body", f'"events": expected an array of events, got '
+                               f"{_kind(doc['events'])}") from None
+        if len(raw) > self.max_events:
+            raise RequestError(413, "too_many_events",
+                               f"{len(raw)} events in one request; the limit is "
+                               f"{self.max_events} (max_events_per_request): split the batch")
+        events: list[Event | None] = []
+        errors: dict[int, list[tuple[str, str, str]]] = {}
+        for i, r in enumerate(raw):
+            events.append(self._decode_one(i, bytes(r), errors, ndjson=False))
+        return events, errors
+
+    def _decode_one(self, i: int, raw: bytes, errors: dict[int, list[tuple[str, str, str]]],
+                    *, ndjson: bool) -> Event | None:
+        """One event, or ``None`` with its problem added to ``errors``."""
+        where = f"events[{i}]"
+        try:
+            return _EVENT.decode(raw)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            if text.startswith("Expected `object`") and " - at " not in text:
+                errors[i] = [(where, f"expected an event object, got {_kind(_ANY.decode(raw))}",
+                              "malformed")]
+            elif text.endswith("- at `$.features[...]`"):
+                name = _bad_feature(raw)
+                if name is not None and name in self.known:
+                    self._pending[(name, "non_finite")] = (
+                        self._pending.get((name, "non_finite"), 0) + 1)
+                errors[i] = [(f"{where}.features.{name}" if name is not None
+                              else f"{where}.features",
+                              "number out of range (not finite)", "non_finite")]
+            else:
+                errors[i] = [_validation_error(where, exc)]
+        except msgspec.DecodeError as exc:
+            if not ndjson:  # pragma: no cover - the batch decoded, so its parts do
+                raise
+            errors[i] = [(where, _decode_error(raw, exc).replace("at line 1, column", "at column"),
+                          "malformed")]
+        except RecursionError:
+            errors[i] = [(where, "nested too deeply", "malformed")]
+        return None
+
+    def ingest_ndjson(self, body: bytes) -> IngestResult:
+        """Count the events of an ``application/x-ndjson`` body, one event per line.
+
+        A line that is not valid JSON rejects only that event. Blank lines are
+        skipped; ``index`` counts the non-blank lines from 0.
+        """
+        lines = [ln for ln in body.split(b"\n") if ln.strip()]
+        if len(lines) > self.max_events:
+            raise RequestError(413, "too_many_events",
+                               f"{len(lines)} events in one request; the limit is "
+                               f"{self.max_events} (max_events_per_request): split the batch")
+        try:
+            return self._process(list(_EVENT.decode_lines(b"\n".join(lines))), {})
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            pass
+        errors: dict[int, list[tuple[str, str, str]]] = {}
+        events = [self._decode_one(i, ln, errors, ndjson=True) for i, ln in enumerate(lines)]
+        return self._process(events, errors)
+
+    # -- validation and counting ----------------------------------------------------
+
+    def _process(self, events: list[Event | None],
+                 errors: dict[int, list[tuple[str, str, str]]]) -> IngestResult:
+        n_all = len(events)
+        if errors:
+            idx = [i for i, e in enumerate(events) if e is not None]
+            evs: list[Event] = [events[i] for i in idx]  # type: ignore[misc]
+        else:
+            idx = None
+            evs = events  # type: ignore[assignment]
+        bad: dict[int, list[tuple[str, str, str]]] = {}  # position in evs -> problems
+        warnings: list[tuple[int, str, str]] = []
+        violations: dict[tuple[str, str], int] = self._pending
+        self._pending = {}
+        feats = [e.features for e in evs]
+        n = len(evs)
+
+        # unknown feature names: warn and count, keep the event
+        known = self.known
+        for j, f in enumerate(feats):
+            if not f.keys() <= known:
+                for k in f:
+                    if k not in known:
+                        warnings.append((j, f"features.{k}", ("unknown feature (not in the "
+                                         f"baseline {self.baseline.id}); ignored")))
+                        violations[(UNKNOWN, "unknown_feature")] = (
+                            violations.get((UNKNOWN, "unknown_feature"), 0) + 1)
+
+        numeric: dict[str, np.ndarray] = {}
+        for name in self.numeric:
+            col = [f.get(name) for f in feats]
+            arr = None
+            if set(map(type, col)) <= _NUM_OK:
+                try:
+                    arr = np.array(col, dtype=np.float64)
+                except OverflowError:
+                    arr = None
+            if arr is None:
+                arr = np.full(n, np.nan)
+                for j, v in enumerate(col):
+                    if v is None:
+                        continue
+                    if isinstance(v, (int, float)):
+                        try:
+                            fv = float(v)
+                        except OverflowError:
+                            fv = math.inf
+                        if math.isfinite(fv):
+                            arr[j] = fv
+                            continue
+                        bad.setdefault(j, []).append(
+                            (f"features.{name}", "number out of range (not finite)", "non_finite"))
+                        violations[(name, "non_finite")] = violations.get((name, "non_finite"), 0) + 1
+                    else:
+                        bad.setdefault(j, []).append(
+                            (f"features.{name}", f"expected a number, got {_short(v)}",
+                             "wrong_type"))
+                        violations[(name, "wrong_type")] = violations.get((name, "wrong_type"), 0) + 1
+            numeric[name] = arr
+
+        categorical: dict[str, list[Any]] = {}
+        for name in self.categorical:
+            col = [f.get(name) for f in feats]
+            if not set(map(type, col)) <= _CAT_OK:
+                for j, v in enumerate(col):
+                    if type(v) not in _CAT_OK:
+                        bad.setdefault(j, []).append(
+                            (f"features.{name}", (f"expected a string, number or bool, got "
+                             f"{_kind(v)} {_short(v, 40)}"), "wrong_type"))
+                        violations[(name, "wrong_type")] = violations.get((name, "wrong_type"), 0) + 1
+                        col[j] = None
+            categorical[name] = col
+
+        preds: list[Any] = []
+        if any(e.prediction is not None for e in evs):
+            preds = [e.prediction for e in evs]
+            if self.pred_name is None:
+                for j, p in enumerate(preds):
+                    if p is not None:
+                        warnings.append((j, "prediction", ("the baseline has no prediction "
+                                         "column; ignored")))
+                        violations[(UNKNOWN, "unknown_feature")] = (
+                            violations.get((UNKNOWN, "unknown_feature"), 0) + 1)
+                preds = []
+            elif not self.pred_categorical:
+                for j, p in enumerate(preds):
+                    if p is not None and type(p) not in (int, float):
+                        bad.setdefault(j, []).append(
+                            ("prediction", f"expected a number, got {_short(p)}", "wrong_type"))
+                        key = (self.pred_name, "wrong_type")
+                        violations[key] = violations.get(key, 0) + 1
+
+        probs: list[Any] = []
+        if any(e.probabilities is not None for e in evs):
+            probs = [e.probabilities for e in evs]
+            k = len(self.prob_names)
+            for j, p in enumerate(probs):
+                problem = None
+                if p is None:
+                    continue
+                if k == 0:
+                    problem = "the baseline has no score outputs"
+                elif isinstance(p, float):
+                    if k != 1:
+                        problem = (f"expected an object {{score column: value}} for the "
+                                   f"{k} score outputs {self.prob_names}, got a single number")
+                elif isinstance(p, list):
+                    if len(p) != k:
+                        problem = f"expected {k} values {self.prob_names}, got {len(p)}"
+                elif not p.keys() <= self.prob_set:
+                    extra = sorted(set(p) - self.prob_set)[:3]
+                    problem = (f"unknown score column(s) {extra}; expected keys among "
+                               f"{self.prob_names}")
+                if problem:
+                    bad.setdefault(j, []).append(("probabilities", problem, "wrong_type"))
+                    violations[(UNKNOWN, "unknown_feature")] = (
+                        violations.get((UNKNOWN, "unknown_feature"), 0) + 1)
+
+        for j, e in enumerate(evs):
+            ts = e.timestamp
+            if ts is not None:
+                if isinstance(ts, str):
+                    if not _rfc3339(ts):
+                        bad.setdefault(j, []).append(
+                            ("timestamp", (f"expected seconds since the epoch or an RFC 3339 "
+                             f"time such as 2026-01-02T03:04:05Z, got {_short(ts)}"),
+                             "invalid_field"))
+                elif not ts >= 0:
+                    bad.setdefault(j, []).append(
+                        ("timestamp", f"expected seconds since the epoch (>= 0), got {ts}",
+                         "invalid_field"))
+
+        lats: list[Any] = []
+        if any(e.latency_seconds is not None for e in evs):
+            lats = [e.latency_seconds for e in evs]
+
+        # -- count the good ones -----------------------------------------------
+        if bad:
+            keep = [j not in bad for j in range(n)]
+            mask = np.asarray(keep, dtype=bool)
+            numeric = {k: a[mask] for k, a in numeric.items()}
+            categorical = {k: list(compress(c, keep)) for k, c in categorical.items()}
+            preds = list(compress(preds, keep)) if preds else preds
+            probs = list(compress(probs, keep)) if probs else probs
+            lats = list(compress(lats, keep)) if lats else lats
+        accepted = n - len(bad)
+        self.monitor.observe_validated(
+            self.model, accepted, numeric, categorical, predictions=preds,
+            probabilities=probs, latency_seconds=lats, violations=violations)
+
+        # -- the reply -----------------------------------------------------------
+        res = IngestResult(accepted=accepted, rejected_events=len(errors) + len(bad))
+        merged: dict[int, list[tuple[str, str, str]]] = dict(errors)
+        pos = idx if idx is not None else range(n_all)
+        for j, probs_ in bad.items():
+            i = pos[j]
+            merged[i] = [(f"events[{i}].{f}", msg, reason) for f, msg, reason in probs_]
+        for i in sorted(merged):
+            entries = merged[i]
+            res.reasons[entries[0][2]] = res.reasons.get(entries[0][2], 0) + 1
+            for f, msg, _reason in entries:
+                if len(res.rejected) >= MAX_ERRORS:
+                    res.truncated = True
+                    break
+                res.rejected.append({"index": i, "field": f, "error": msg})
+        for j, f, msg in warnings[:MAX_ERRORS]:
+            i = pos[j]
+            res.warnings.append({"index": i, "field": f"events[{i}].{f}", "warning": msg})
+        if len(warnings) > MAX_ERRORS:
+            res.truncated = True
+        return res
+

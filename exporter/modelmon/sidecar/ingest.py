@@ -162,6 +162,11 @@ def _decode_error(body: bytes, exc: Exception) -> str:
     return f"malformed JSON at line {line}, column {col}: {detail[:1].lower() + detail[1:]}"
 
 
+def _utf8_error(body: bytes, exc: UnicodeDecodeError) -> str:
+    # msgspec reports the offset inside the string it was decoding, not in the body
+    return f"malformed JSON: a string is not valid UTF-8 ({exc.reason})"
+
+
 def _validation_error(prefix: str, exc: msgspec.ValidationError) -> tuple[str, str, str]:
     """(field, error, reason) of a msgspec validation error inside event ``prefix``."""
     msg = str(exc)
@@ -186,6 +191,7 @@ def _validation_error(prefix: str, exc: msgspec.ValidationError) -> tuple[str, s
         text = f"expected {want}, got {em.group(2)}"
     elif text:
         text = text[:1].lower() + text[1:]
+    text = text.replace("`", "")
     reason = "wrong_type" if top in ("features", "prediction", "probabilities") else "invalid_field"
     return field_path, text, reason
 
@@ -263,6 +269,8 @@ class Ingestor:
             raise RequestError(400, "malformed_json", _decode_error(body, exc)) from None
         except RecursionError:
             raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
+        except UnicodeDecodeError as exc:
+            raise RequestError(400, "malformed_json", _utf8_error(body, exc)) from None
         if len(events) > self.max_events:
             raise RequestError(413, "too_many_events",
                                f"{len(events)} events in one request; the limit is "
@@ -275,7 +283,9 @@ class Ingestor:
         except msgspec.ValidationError:
             try:
                 doc = _ANY.decode(body)
-            except (msgspec.DecodeError, RecursionError):  # pragma: no cover - decoded before
+            except RecursionError:
+                raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
+            except (msgspec.DecodeError, UnicodeDecodeError):  # pragma: no cover - decoded before
                 doc = None
             if not isinstance(doc, dict):
                 got = _kind(doc)
@@ -328,6 +338,8 @@ class Ingestor:
                           "malformed")]
         except RecursionError:
             errors[i] = [(where, "nested too deeply", "malformed")]
+        except UnicodeDecodeError as exc:
+            errors[i] = [(where, _utf8_error(raw, exc), "malformed")]
         return None
 
     def ingest_ndjson(self, body: bytes) -> IngestResult:
@@ -343,7 +355,7 @@ class Ingestor:
                                f"{self.max_events} (max_events_per_request): split the batch")
         try:
             return self._process(list(_EVENT.decode_lines(b"\n".join(lines))), {})
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
             pass
         errors: dict[int, list[tuple[str, str, str]]] = {}
         events = [self._decode_one(i, ln, errors, ndjson=True) for i, ln in enumerate(lines)]

@@ -2,7 +2,8 @@
 
 Every flag can also be set through an environment variable ``MODELMON_<FLAG>``
 (``MODELMON_SCRAPE`` takes comma-separated URLs); a flag given on the command
-line wins over the variable.
+line wins over the variable. ``--web.config.file`` (variable
+``MODELMON_WEB_CONFIG_FILE``) turns on TLS and basic auth, see ``docs/security.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
 
+from ..webconfig import WebConfig, WebConfigError, load_web_config
 from .config import format_duration, parse_duration, parse_listen
 
 __all__ = ["add_arguments", "run", "resolve", "DriftConfig", "ConfigError"]
@@ -45,6 +47,7 @@ class DriftConfig:
     host: str
     port: int
     timeout: float
+    web_config: WebConfig | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", metavar="DURATION", default=None,
                         help=f"timeout of each scrape (default {DEFAULTS['timeout']}, at most "
                              "--interval; env MODELMON_TIMEOUT)")
+    parser.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
+                        default=None,
+                        help="YAML file (Prometheus exporter-toolkit format) that turns on TLS "
+                             "and/or basic auth; /-/healthy and /-/ready stay open "
+                             "(default: none, plain HTTP without auth; env "
+                             "MODELMON_WEB_CONFIG_FILE)")
 
 
 def _pick(args: argparse.Namespace, env: Mapping[str, str], attr: str) -> tuple[str, str]:
@@ -130,9 +139,19 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         host, port = parse_listen(text)
     except ValueError as exc:
         raise ConfigError(f"{src}: {exc}") from None
+    web_config = None
+    path = getattr(args, "web_config_file", None)
+    src = "--web.config.file"
+    if path is None and env.get("MODELMON_WEB_CONFIG_FILE", "").strip():
+        path, src = env["MODELMON_WEB_CONFIG_FILE"].strip(), "MODELMON_WEB_CONFIG_FILE"
+    if path is not None:
+        try:
+            web_config = load_web_config(path)
+        except WebConfigError as exc:
+            raise ConfigError(f"{src}: {exc}") from None
     return DriftConfig(scrape=tuple(urls), window=window, interval=interval,
                        min_samples=min_samples, host=host, port=port,
-                       timeout=min(timeout, interval))
+                       timeout=min(timeout, interval), web_config=web_config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     svc = DriftService(cfg.scrape, window=cfg.window, interval=cfg.interval,
                        min_samples=cfg.min_samples, timeout=cfg.timeout)
     try:
-        host, port = svc.serve(cfg.host, cfg.port)
+        host, port = svc.serve(cfg.host, cfg.port, web_config=cfg.web_config)
     except OSError as exc:
         print(f"modelmon drift: error: --listen {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
         return 1
@@ -165,9 +184,13 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
-    log.info("event=started listen=%s:%d sources=%d window=%s interval=%s min_samples=%d",
+    wc = cfg.web_config
+    log.info("event=started listen=%s:%d sources=%d window=%s interval=%s min_samples=%d "
+             "tls=%s basic_auth=%s",
              host, port, len(cfg.scrape), format_duration(cfg.window),
-             format_duration(cfg.interval), cfg.min_samples)
+             format_duration(cfg.interval), cfg.min_samples,
+             "on" if wc is not None and wc.tls is not None else "off",
+             "on" if wc is not None and wc.users else "off")
     try:
         svc.start()
         while not stop.wait(0.5):

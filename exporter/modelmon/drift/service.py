@@ -20,6 +20,8 @@ import gzip
 import json
 import logging
 import socket
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +35,13 @@ import requests
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from ..webconfig import (
+    EXEMPT_PATHS,
+    WWW_AUTHENTICATE,
+    WebConfig,
+    unauthorized_body,
+    unauthorized_message,
+)
 from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector
 from .evaluate import BaselineTable, DriftResults, compute_scores
 from .exposition import Exposition, SeriesKey
@@ -270,15 +279,19 @@ class DriftService:
 
     # -- HTTP -------------------------------------------------------------------------
 
-    def serve(self, host: str = "0.0.0.0", port: int = 10381) -> tuple[str, int]:
+    def serve(self, host: str = "0.0.0.0", port: int = 10381,
+              web_config: WebConfig | None = None) -> tuple[str, int]:
         """Serve ``/metrics``, ``/-/healthy`` and ``/-/ready`` in a daemon thread.
 
         Returns the bound ``(host, port)`` (pass ``port=0`` for a free port).
-        :meth:`stop` shuts the server down.
+        :meth:`stop` shuts the server down. With ``web_config`` (see
+        :func:`modelmon.webconfig.load_web_config`) the server speaks TLS when
+        ``web_config.tls`` is set, and every endpoint but ``/-/healthy`` and
+        ``/-/ready`` needs basic auth when ``web_config.users`` is not empty.
         """
         if self._http is not None:
             raise RuntimeError("already serving")
-        server = DriftHTTPServer((host, port), self)
+        server = DriftHTTPServer((host, port), self, web_config)
         self._http = server
         self._http_thread = threading.Thread(target=server.serve_forever, args=(0.1,),
                                              name="modelmon-drift-http", daemon=True)
@@ -288,24 +301,79 @@ class DriftService:
 
 
 class DriftHTTPServer(ThreadingHTTPServer):
-    """``/metrics`` (text or OpenMetrics, gzip), ``/-/healthy``, ``/-/ready``; 404 JSON otherwise."""
+    """``/metrics`` (text or OpenMetrics, gzip), ``/-/healthy``, ``/-/ready``; 404 JSON otherwise.
+
+    With a :class:`~modelmon.webconfig.WebConfig`: TLS when it has ``tls``
+    (the handshake runs in the connection's own thread, so a client that never
+    completes it cannot hold up the accept loop), and basic auth on every path
+    but :data:`~modelmon.webconfig.EXEMPT_PATHS` when it has ``users``.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
+    #: Seconds a client has to complete the TLS handshake.
+    handshake_timeout = 10.0
 
-    def __init__(self, address: tuple[str, int], service: DriftService) -> None:
+    def __init__(self, address: tuple[str, int], service: DriftService,
+                 web_config: WebConfig | None = None) -> None:
         self.service = service
+        self.web_config = web_config
+        self.ssl_context: ssl.SSLContext | None = (
+            web_config.ssl_context() if web_config is not None else None)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            # no handshake here: it would run in the accept loop (see finish_request)
+            sock = self.ssl_context.wrap_socket(sock, server_side=True,
+                                                do_handshake_on_connect=False)
+        return sock, addr
+
+    def finish_request(self, request: socket.socket,  # type: ignore[override]
+                       client_address: object) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(self.handshake_timeout)
+                request.do_handshake()
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:  # plain HTTP, bad or no client cert, ...
+                log.debug("event=tls_handshake_failed client=%s error=%r",
+                          client_address, exc)
+                return
+        super().finish_request(request, client_address)  # type: ignore[arg-type]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
+            log.debug("event=connection_error client=%s error=%r", client_address, exc)
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: DriftHTTPServer
     server_version = "modelmon-drift"
 
+    def _authorized(self, path: str) -> bool:
+        """Whether the request may go on; sends the 401 when not."""
+        cfg = self.server.web_config
+        if cfg is None or not cfg.users or path in EXEMPT_PATHS:
+            return True
+        header = self.headers.get("Authorization")
+        if cfg.authorized(header):
+            return True
+        log.debug("event=unauthorized client=%s path=%s", self.client_address[0], path)
+        self._send(401, "application/json", unauthorized_body(unauthorized_message(header)),
+                   {"WWW-Authenticate": WWW_AUTHENTICATE})
+        return False
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = urlsplit(self.path).path
+        if not self._authorized(path):
+            return
         svc = self.server.service
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
@@ -330,6 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
                              "endpoints": ["/metrics", "/-/healthy", "/-/ready"]})
 
     def do_POST(self) -> None:  # noqa: N802
+        if not self._authorized(urlsplit(self.path).path):
+            return
         self._json(405, {"error": "method not allowed", "method": "POST"})
 
     do_PUT = do_DELETE = do_PATCH = do_POST

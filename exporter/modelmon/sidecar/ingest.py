@@ -140,6 +140,13 @@ def _kind(v: Any) -> str:
     return type(v).__name__  # pragma: no cover
 
 
+def _raw_kind(raw: bytes) -> str:
+    """What a JSON value is (an array, a number...), from its first byte."""
+    first = raw.lstrip()[:1]
+    return {b"[": "an array", b'"': "a string", b"t": "a bool", b"f": "a bool",
+            b"n": "null"}.get(first, "a number")
+
+
 _AT = re.compile(r" - at `\$(.*)`$")
 _BYTE = re.compile(r"\(byte (\d+)\)")
 _EXPECTED = re.compile(r"Expected `([^`]*)`, got `([^`]*)`")
@@ -280,6 +287,8 @@ class Ingestor:
     def _json_slow(self, body: bytes) -> tuple[list[Event | None], dict[int, list[tuple[str, str, str]]]]:
         try:
             raw = _RAW_BATCH.decode(body).events
+        except RecursionError:
+            raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
         except msgspec.ValidationError:
             try:
                 doc = _ANY.decode(body)
@@ -319,7 +328,7 @@ class Ingestor:
         except msgspec.ValidationError as exc:
             text = str(exc)
             if text.startswith("Expected `object`") and " - at " not in text:
-                errors[i] = [(where, f"expected an event object, got {_kind(_ANY.decode(raw))}",
+                errors[i] = [(where, f"expected an event object, got {_raw_kind(raw)}",
                               "malformed")]
             elif text.endswith("- at `$.features[...]`"):
                 name = _bad_feature(raw)

@@ -32,3 +32,88 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def promtool() -> str:
     return require_binary("promtool")
+
+
+class Prometheus:
+    """A real Prometheus server on a free loopback port, scraping ``targets`` every second."""
+
+    def __init__(self, binary: str, workdir: "os.PathLike[str] | str", targets: list[str],
+                 scrape_interval: str = "1s", scheme: str = "http",
+                 extra_scrape: str = "") -> None:
+        import subprocess
+        import time
+        from pathlib import Path
+
+        import requests
+
+        work = Path(workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = work / "prometheus.yml"
+        config.write_text(
+            "global:\n"
+            f"  scrape_interval: {scrape_interval}\n"
+            f"  scrape_timeout: {scrape_interval}\n"
+            "scrape_configs:\n"
+            "  - job_name: modelmon\n"
+            f"    scheme: {scheme}\n"
+            "    static_configs:\n"
+            f"      - targets: {targets!r}\n" + extra_scrape)
+        self.log = open(work / "prometheus.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
+             "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.http = requests.Session()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.http.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("prometheus did not start: "
+                                   + (work / "prometheus.log").read_text()[-2000:])
+            time.sleep(0.1)
+
+    def query(self, expr: str) -> list[dict]:
+        """Instant query result (``data.result``); raises on an API error."""
+        r = self.http.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        doc = r.json()
+        if doc.get("status") != "success":
+            raise AssertionError(f"query {expr!r} failed: {doc}")
+        return doc["data"]["result"]
+
+    def wait_for(self, expr: str, predicate, timeout: float = 30.0) -> list[dict]:
+        """Poll ``expr`` until ``predicate(result)`` holds; the last result otherwise fails."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.query(expr)
+            if predicate(res):
+                return res
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting on {expr!r}; last result {res}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.proc.kill()
+        self.http.close()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    return require_binary("prometheus")

@@ -155,8 +155,16 @@ class SidecarServer:
         """What SIGTERM does: not ready, keep serving for ``shutdown_delay``, then stop."""
         self.server.handle_exit(signal.SIGTERM, None)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop now (in-flight requests still finish) and wait for the thread."""
+    def stop(self, timeout: float = 10.0, grace: float = 1.0) -> None:
+        """Stop now and wait for the thread.
+
+        In-flight requests get ``grace`` seconds to finish; then the server stops
+        waiting (a TLS connection whose peer never answers the close would
+        otherwise hold the shutdown until the TLS close timeout).
+        """
         self.server.handle_exit(signal.SIGINT, None)
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(min(grace, timeout))
+            if self._thread.is_alive():
+                self.server.force_exit = True
+                self._thread.join(timeout)

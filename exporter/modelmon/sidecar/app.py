@@ -38,7 +38,12 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..baseline import Baseline
-from ..catalogue import REQUEST_BUCKETS, SIDECAR_ENDPOINTS, SIDECAR_REJECT_REASONS, by_name
+from ..catalogue import (
+    REQUEST_BUCKETS,
+    SIDECAR_ENDPOINTS,
+    SIDECAR_REJECT_REASONS,
+    by_name,
+)
 from ..monitor import Monitor
 from ..monitor.collector import le_labels
 from .config import Limits

@@ -548,6 +548,9 @@ class Baseline:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise BaselineError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise BaselineError(f"{p}: not UTF-8 text (byte {exc.start}): expected a baseline "
+                                "YAML file") from None
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -175,3 +175,11 @@ def test_default_registry_has_process_metrics() -> None:
 
     text = generate_latest(default_registry()).decode()
     assert "process_cpu_seconds_total" in text and "python_info" in text
+
+
+def test_cut_off_gzip_body_is_a_400(live: Live) -> None:
+    whole = gzip.compress(events(50))
+    r = live.post("loan", whole[: len(whole) // 2], **{"Content-Encoding": "gzip"})
+    assert r.status_code == 400 and r.json()["error"] == "malformed_gzip"
+    r = live.post("loan", b"not gzip at all", **{"Content-Encoding": "gzip"})
+    assert r.status_code == 400 and r.json()["error"] == "malformed_gzip"

@@ -75,7 +75,7 @@ def parse_listen(text: str, default_port: int = 10381) -> tuple[str, int]:
     """
     s = str(text).strip()
     err = ValueError(f"invalid listen address {text!r}: expected host:port, :port or port "
-                     "(e.g. 0.0.0.0:10381)")
+                     f"(e.g. 0.0.0.0:{default_port})")
     if not s:
         raise err
     if s.isdigit():

@@ -343,6 +343,9 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     if len(out) > limit or d.unconsumed_tail:
         raise _Reply(413, "body_too_large", f"the decompressed body is over the limit of {limit} "
                      "bytes (max_body_bytes); split the batch")
+    if not d.eof:
+        raise _Reply(400, "malformed_gzip", "Content-Encoding gzip: the gzip stream is cut off "
+                     "before its end")
     return out
 
 

@@ -128,6 +128,9 @@ def _load_file(path: str) -> dict[str, Any]:
             doc = yaml.safe_load(fh)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): expected a YAML file in "
+                          "UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -184,6 +187,9 @@ def _load_baseline(path: str, where: str) -> Baseline:
         raise ConfigError(f"{where}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read baseline {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where}: baseline {path!r} is not UTF-8 text (byte {exc.start}): "
+                          "expected a baseline YAML file") from None
 
 
 def _models_from_file(doc: Mapping[str, Any], path: str) -> list[ModelEntry]:
@@ -220,6 +226,11 @@ def _models_from_file(doc: Mapping[str, Any], path: str) -> list[ModelEntry]:
         if version is not None and str(version) != b.model_version:
             raise ConfigError(f"{path}: key '{key}.version': {str(version)!r} does not match the "
                               f"model_version {b.model_version!r} of baseline {bpath}")
+        for j, prev in enumerate(out):
+            if prev.name == b.model:
+                raise ConfigError(f"{path}: key '{key}.baseline': model {b.model!r} is already "
+                                  f"given by models[{j}] ({prev.path}); a sidecar serves one "
+                                  "version per model")
         out.append(ModelEntry(b.model, b, full))
     return out
 
@@ -249,6 +260,10 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     else:
         models = _models_from_file(doc, path) if path else []
     if not models:
+        if path:
+            raise ConfigError(f"{path}: key 'models': missing; expected a list of "
+                              "{name, version, baseline} (or give --baseline FILE / "
+                              "MODELMON_BASELINE)")
         raise ConfigError("no model to monitor: give --baseline FILE (or MODELMON_BASELINE), or "
                           "--config FILE (or MODELMON_CONFIG) with a 'models:' list")
     seen: dict[str, str] = {}
@@ -260,6 +275,9 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
 
     text, src = _pick("listen", args, env, doc, path)
     try:
+        if isinstance(text, bool):
+            raise ValueError(f"invalid listen address {text!r}: expected host:port, :port or "
+                             f"port (e.g. 0.0.0.0:{DEFAULT_PORT})")
         host, port = parse_listen(str(text), default_port=DEFAULT_PORT)
     except ValueError as exc:
         raise ConfigError(f"{src}: {exc}") from None
@@ -281,11 +299,15 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         raise ConfigError(f"{src}: expected a whole number > 0, got {value!r}") from None
 
     value, src = _pick("shutdown_delay", args, env, doc, path)
-    if str(value).strip() in ("0", "0s"):
+    if isinstance(value, bool):
+        raise ConfigError(f"{src}: expected a duration such as 5s or 0, got {value!r}")
+    text = str(value).strip()
+    # Zero in any spelling of the duration syntax (0, 0s, 0ms, 0.0, 0m) means "stop at once".
+    if re.fullmatch(r"(0+(\.0*)?(ms|s|m|h|d|w)?)+", text):
         delay = 0.0
     else:
         try:
-            delay = parse_duration(str(value))
+            delay = parse_duration(text)
         except ValueError as exc:
             raise ConfigError(f"{src}: {exc}") from None
 

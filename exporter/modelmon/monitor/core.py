@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ _NUMERIC_TYPES = (int, float, np.integer, np.floating)  # bool is an int: accept
 
 
 _FAST_TYPES = {float, int, bool}
+_STR_OR_NONE = frozenset({str, type(None)})
 
 
 class SchemaViolationError(ValueError):
@@ -189,14 +191,17 @@ class ModelState:
                 if idx.size != n:
                     self.missing[name] += n - idx.size
 
-    def ingest_validated(self, n: int, numeric: Mapping[str, np.ndarray],
+    def ingest_validated(self, n: int, numeric: Mapping[str, np.ndarray] | np.ndarray,
                          categorical: Mapping[str, list[Any]], problems: _Problems) -> None:
         """Fold pre-validated columns (call with ``lock`` held).
 
-        ``numeric`` holds one float64 array per numeric feature, NaN where the
-        value is missing (the caller has rejected real non-finite values);
+        ``numeric`` holds one float64 array per numeric feature (or one ``(n, k)``
+        matrix of them in baseline order), NaN where the value is missing (the caller has rejected real non-finite values);
         ``categorical`` one list per categorical feature, ``None`` where missing.
         """
+        if isinstance(numeric, np.ndarray):
+            self._add_numeric_matrix(numeric, problems)
+            numeric = {}
         for name, a in numeric.items():
             num = self.numeric[name]
             present = ~np.isnan(a)
@@ -209,11 +214,53 @@ class ModelState:
                     problems.violation(name, "missing_required", miss)
         for name, col in categorical.items():
             cat = self.categorical[name]
+            fast = _category_counts(col, cat.lookup, cat.counts.size)
+            if fast is not None:
+                cat.counts += fast[0]
+                if fast[1]:
+                    self.missing[name] += fast[1]
+                    if cat.required:
+                        problems.violation(name, "missing_required", fast[1])
+                continue
             idx = _categorical_column(name, col, n, cat.lookup, len(cat.labels) - 1,
                                       cat.required, problems)
             cat.counts += np.bincount(idx, minlength=cat.counts.size)
             if idx.size != n:
                 self.missing[name] += n - idx.size
+
+    def _add_numeric_matrix(self, m: np.ndarray, problems: _Problems) -> None:
+        """Fold an ``(n, k)`` matrix of the numeric features (baseline order, NaN =
+        missing): one binary search per column, one bincount for all of them."""
+        nums = list(self.numeric.values())
+        if getattr(self, "_offsets", None) is None:
+            sizes = [c.counts.size for c in nums]
+            self._offsets = np.concatenate(([0], np.cumsum(sizes)))
+            self._lo = np.array([c.lo for c in nums], dtype=np.float64)
+            self._hi = np.array([c.hi for c in nums], dtype=np.float64)
+        offsets = self._offsets
+        n = m.shape[0]
+        isnan = np.isnan(m)
+        miss = isnan.sum(axis=0)
+        parts = []
+        for j, num in enumerate(nums):
+            col = m[:, j]
+            if miss[j]:
+                col = col[~isnan[:, j]]
+            parts.append(np.searchsorted(num.edges, col, side="left") + offsets[j])
+        counts = np.bincount(np.concatenate(parts), minlength=int(offsets[-1]))
+        sums = np.where(isnan, 0.0, m).sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            oor = ((m < self._lo) | (m > self._hi)).sum(axis=0)
+        for j, num in enumerate(nums):
+            num.counts += counts[offsets[j]:offsets[j + 1]]
+            num.sum += float(sums[j])
+            num.out_of_range += int(oor[j])
+            if miss[j]:
+                k = int(miss[j])
+                self.missing[num.name] += k
+                if num.required:
+                    problems.violation(num.name, "missing_required", k)
+        del n
 
     def _ingest_outputs(self, n: int, preds: Sequence[Any], probs: Sequence[Any],
                         problems: _Problems) -> None:
@@ -223,9 +270,13 @@ class ModelState:
                 problems.violation(UNKNOWN, "unknown_feature", len(present), "prediction")
             elif self.classes is not None:
                 c = self.classes
-                idx = _categorical_column(self.pred_name, present, len(present), c.lookup,
-                                          len(c.labels) - 1, False, problems)
-                c.counts += np.bincount(idx, minlength=c.counts.size)
+                fast = _category_counts(present, c.lookup, c.counts.size)
+                if fast is not None:
+                    c.counts += fast[0]
+                else:
+                    idx = _categorical_column(self.pred_name, present, len(present), c.lookup,
+                                              len(c.labels) - 1, False, problems)
+                    c.counts += np.bincount(idx, minlength=c.counts.size)
             else:
                 out = self.outputs[self.pred_name]
                 out.add(_numeric_column(self.pred_name, present, len(present), False, problems))
@@ -267,11 +318,14 @@ class ModelState:
                 if col:
                     self.outputs[k].add(_numeric_column(k, col, len(col), False, problems))
 
-    def _ingest_latency(self, lats: Sequence[Any]) -> None:
-        vals = [v for v in lats if v is not None and type(v) in (int, float)
-                and 0 <= v < math.inf]
-        if vals:
+    def _ingest_latency(self, lats: Sequence[Any] | np.ndarray) -> None:
+        if isinstance(lats, np.ndarray):  # validated by the caller: finite, >= 0
+            a = lats
+        else:
+            vals = [v for v in lats if v is not None and type(v) in (int, float)
+                    and 0 <= v < math.inf]
             a = np.asarray(vals, dtype=np.float64)
+        if a.size:
             self.latency += np.bincount(np.searchsorted(self.latency_edges, a, side="left"),
                                         minlength=self.latency.size)
             self.latency_sum += float(a.sum())
@@ -331,6 +385,24 @@ def _numeric_slow(name: str, values: list[Any], required: bool, problems: _Probl
     if nonfinite:
         problems.violation(name, "non_finite", nonfinite, "NaN or infinite value")
     return np.asarray(good, dtype=np.float64)
+
+
+def _category_counts(col: Sequence[Any], lookup: Mapping[str, int], size: int
+                     ) -> tuple[np.ndarray, int] | None:
+    """(counts per category slot, missing) of a column of strings and ``None``s, by
+    counting distinct values first (C speed); ``None`` for other columns. The
+    last slot is ``__other__``."""
+    if not set(map(type, col)) <= _STR_OR_NONE:
+        return None
+    counts = np.zeros(size, dtype=np.int64)
+    missing = 0
+    get = lookup.get
+    for v, k in Counter(col).items():
+        if v is None:
+            missing = k
+        else:
+            counts[get(v, size - 1)] += k
+    return counts, missing
 
 
 def _categorical_column(name: str, col: Any, n: int, lookup: Mapping[str, int], other: int,
@@ -566,7 +638,7 @@ class Monitor:
         self,
         model: str,
         n: int,
-        numeric: Mapping[str, np.ndarray],
+        numeric: Mapping[str, np.ndarray] | np.ndarray,
         categorical: Mapping[str, list[Any]],
         *,
         predictions: Sequence[Any] = (),
@@ -592,9 +664,9 @@ class Monitor:
         with st.lock:
             if n:
                 st.ingest_validated(n, numeric, categorical, problems)
-                if predictions or probabilities:
+                if len(predictions) or len(probabilities):
                     st._ingest_outputs(n, predictions, probabilities, problems)
-                if latency_seconds:
+                if len(latency_seconds):
                     st._ingest_latency(latency_seconds)
                 st.predictions += n
             st.record(problems)

@@ -49,7 +49,7 @@ from ..monitor.collector import le_labels
 from .config import Limits
 from .ingest import Ingestor, RequestError
 
-__all__ = ["SidecarApp", "SidecarStats", "default_registry"]
+__all__ = ["SidecarApp", "SidecarStats", "default_registry", "lifespan"]
 
 log = logging.getLogger("modelmon.sidecar")
 
@@ -191,7 +191,7 @@ class SidecarApp:
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":  # websocket: not served
             return
@@ -244,14 +244,6 @@ class SidecarApp:
                          f"method {method} is not allowed here; use {' or '.join(allowed)}",
                          [(b"allow", ", ".join(allowed).encode())])
 
-    async def _lifespan(self, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _metrics(self, scope: dict[str, Any], send: Callable[..., Any], head: bool) -> int:
         headers = _headers(scope)
@@ -331,6 +323,17 @@ class SidecarApp:
                                          "batch")
             if not msg.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def lifespan(receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    """Answer the ASGI lifespan protocol of an app with nothing to start or stop."""
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -39,6 +40,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"modelmon sidecar: error: --listen {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
         return 1
     log.info("event=started %s url=%s", describe(cfg), server.url)
+    # Everything built so far (baselines, decoders, numpy arrays) lives as long as
+    # the process: keep it out of the cyclic GC's full collections, which would
+    # otherwise walk it every few hundred requests (a ~17 ms p99 stall at batch 500).
+    gc.collect()
+    gc.freeze()
     code = server.run()
     log.info("event=stopped")
     return code

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
+from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -255,6 +256,9 @@ class Ingestor:
         self.prob_set = frozenset(self.prob_names)
         # schema violations found while decoding, counted with the next batch
         self._pending: dict[tuple[str, str], int] = {}
+        self._typed_batch, self._typed_event = _typed_decoders(baseline)
+        self._num_get = _getter(len(self.numeric), len(self.categorical), True)
+        self._cat_get = _getter(len(self.numeric), len(self.categorical), False)
 
     # -- decoding -----------------------------------------------------------------
 
@@ -267,6 +271,16 @@ class Ingestor:
             400 for malformed JSON or a body that is not ``{"events": [...]}``,
             413 for more than ``max_events`` events.
         """
+        try:
+            typed = self._typed_batch.decode(body).events
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            pass
+        else:
+            if len(typed) > self.max_events:
+                raise RequestError(413, "too_many_events",
+                                   f"{len(typed)} events in one request; the limit is "
+                                   f"{self.max_events} (max_events_per_request): split the batch")
+            return self._process(typed, {}, typed=True)
         try:
             events: list[Event | None] = list(_BATCH.decode(body).events)
             errors: dict[int, list[tuple[str, str, str]]] = {}
@@ -357,6 +371,16 @@ class Ingestor:
         A line that is not valid JSON rejects only that event. Blank lines are
         skipped; ``index`` counts the non-blank lines from 0.
         """
+        try:
+            typed = self._typed_event.decode_lines(body)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            pass
+        else:
+            if len(typed) > self.max_events:
+                raise RequestError(413, "too_many_events",
+                                   f"{len(typed)} events in one request; the limit is "
+                                   f"{self.max_events} (max_events_per_request): split the batch")
+            return self._process(typed, {}, typed=True)
         lines = [ln for ln in body.split(b"\n") if ln.strip()]
         if len(lines) > self.max_events:
             raise RequestError(413, "too_many_events",
@@ -372,8 +396,8 @@ class Ingestor:
 
     # -- validation and counting ----------------------------------------------------
 
-    def _process(self, events: list[Event | None],
-                 errors: dict[int, list[tuple[str, str, str]]]) -> IngestResult:
+    def _process(self, events: list[Any], errors: dict[int, list[tuple[str, str, str]]],
+                 typed: bool = False) -> IngestResult:
         n_all = len(events)
         if errors:
             idx = [i for i, e in enumerate(events) if e is not None]
@@ -387,7 +411,32 @@ class Ingestor:
         self._pending = {}
         feats = [e.features for e in evs]
         n = len(evs)
+        numeric: dict[str, np.ndarray] = {}
+        categorical: dict[str, list[Any]] = {}
+        if typed:
+            # Decoded into the baseline's own struct: no unknown feature, numeric
+            # values are floats or None, categorical ones scalars. Columns at C speed.
+            if self.numeric and n:
+                numeric = np.array(list(map(self._num_get, feats)),  # type: ignore[assignment]
+                                   dtype=np.float64).reshape(n, len(self.numeric))
+            elif self.numeric:
+                numeric = {name: np.empty(0) for name in self.numeric}
+            if self.categorical:
+                cols = list(zip(*map(self._cat_get, feats))) if n else []
+                categorical = {name: list(cols[j]) if n else []
+                               for j, name in enumerate(self.categorical)}
+        else:
+            numeric, categorical = self._generic_columns(feats, n, bad, warnings, violations)
+        self._tail_checks(evs, n, bad, warnings, violations)
+        return self._count(evs, n, n_all, idx, errors, bad, warnings, violations, numeric,
+                           categorical)
 
+    def _generic_columns(self, feats: list[dict[str, Any]], n: int,
+                         bad: dict[int, list[tuple[str, str, str]]],
+                         warnings: list[tuple[int, str, str]],
+                         violations: dict[tuple[str, str], int],
+                         ) -> tuple[dict[str, np.ndarray], dict[str, list[Any]]]:
+        """Columns of free-form feature mappings, with every problem recorded."""
         # unknown feature names: warn and count, keep the event
         known = self.known
         for j, f in enumerate(feats):
@@ -443,30 +492,37 @@ class Ingestor:
                         violations[(name, "wrong_type")] = violations.get((name, "wrong_type"), 0) + 1
                         col[j] = None
             categorical[name] = col
+        return numeric, categorical
 
-        preds: list[Any] = []
-        if any(e.prediction is not None for e in evs):
-            preds = [e.prediction for e in evs]
-            if self.pred_name is None:
-                for j, p in enumerate(preds):
-                    if p is not None:
-                        warnings.append((j, "prediction", ("the baseline has no prediction "
-                                         "column; ignored")))
-                        violations[(UNKNOWN, "unknown_feature")] = (
-                            violations.get((UNKNOWN, "unknown_feature"), 0) + 1)
-                preds = []
-            elif not self.pred_categorical:
-                for j, p in enumerate(preds):
-                    if p is not None and type(p) not in (int, float):
-                        bad.setdefault(j, []).append(
-                            ("prediction", f"expected a number, got {_short(p)}", "wrong_type"))
-                        key = (self.pred_name, "wrong_type")
-                        violations[key] = violations.get(key, 0) + 1
+    def _tail_checks(self, evs: list[Any], n: int, bad: dict[int, list[tuple[str, str, str]]],
+                     warnings: list[tuple[int, str, str]],
+                     violations: dict[tuple[str, str], int]) -> None:
+        """Prediction, probabilities and timestamp checks (shared by both paths)."""
+        preds: list[Any] = [e.prediction for e in evs]
+        if preds.count(None) == n:
+            preds = []
+        elif self.pred_name is None:
+            for j, p in enumerate(preds):
+                if p is not None:
+                    warnings.append((j, "prediction",
+                                     "the baseline has no prediction column; ignored"))
+                    violations[(UNKNOWN, "unknown_feature")] = (
+                        violations.get((UNKNOWN, "unknown_feature"), 0) + 1)
+            preds = []
+        elif not self.pred_categorical and not set(map(type, preds)) <= _NUM_OK - {bool}:
+            for j, p in enumerate(preds):
+                if p is not None and type(p) not in (int, float):
+                    bad.setdefault(j, []).append(
+                        ("prediction", f"expected a number, got {_short(p)}", "wrong_type"))
+                    key = (self.pred_name, "wrong_type")
+                    violations[key] = violations.get(key, 0) + 1
+        self._preds = preds
 
-        probs: list[Any] = []
-        if any(e.probabilities is not None for e in evs):
-            probs = [e.probabilities for e in evs]
-            k = len(self.prob_names)
+        probs: list[Any] = [e.probabilities for e in evs]
+        k = len(self.prob_names)
+        if probs.count(None) == n:
+            probs = []
+        elif not (k == 1 and set(map(type, probs)) <= {float, type(None)}):
             for j, p in enumerate(probs):
                 problem = None
                 if p is None:
@@ -488,46 +544,57 @@ class Ingestor:
                     bad.setdefault(j, []).append(("probabilities", problem, "wrong_type"))
                     violations[(UNKNOWN, "unknown_feature")] = (
                         violations.get((UNKNOWN, "unknown_feature"), 0) + 1)
+        self._probs = probs
 
-        for j, e in enumerate(evs):
-            ts = e.timestamp
-            if ts is not None:
+        tss = [e.timestamp for e in evs]
+        types = set(map(type, tss))
+        if str in types or (float in types and min(t for t in tss if type(t) is float) < 0):
+            for j, ts in enumerate(tss):
                 if isinstance(ts, str):
                     if not _rfc3339(ts):
                         bad.setdefault(j, []).append(
-                            ("timestamp", (f"expected seconds since the epoch or an RFC 3339 "
+                            ("timestamp", ("expected seconds since the epoch or an RFC 3339 "
                              f"time such as 2026-01-02T03:04:05Z, got {_short(ts)}"),
                              "invalid_field"))
-                elif not ts >= 0:
+                elif ts is not None and not ts >= 0:
                     bad.setdefault(j, []).append(
                         ("timestamp", f"expected seconds since the epoch (>= 0), got {ts}",
                          "invalid_field"))
 
-        lats: list[Any] = []
-        if any(e.latency_seconds is not None for e in evs):
-            lats = [e.latency_seconds for e in evs]
-
-        # -- count the good ones -----------------------------------------------
+    def _count(self, evs: list[Any], n: int, n_all: int, idx: list[int] | None,
+               errors: dict[int, list[tuple[str, str, str]]],
+               bad: dict[int, list[tuple[str, str, str]]], warnings: list[tuple[int, str, str]],
+               violations: dict[tuple[str, str], int], numeric: dict[str, np.ndarray],
+               categorical: dict[str, list[Any]]) -> IngestResult:
+        """Count the good events in the Monitor and build the reply."""
+        preds, probs = self._preds, self._probs
+        lats: Any = [e.latency_seconds for e in evs]
+        if lats.count(None) == n:
+            lats = []
         if bad:
             keep = [j not in bad for j in range(n)]
             mask = np.asarray(keep, dtype=bool)
-            numeric = {k: a[mask] for k, a in numeric.items()}
+            numeric = (numeric[mask] if isinstance(numeric, np.ndarray)  # type: ignore[assignment]
+                       else {k: a[mask] for k, a in numeric.items()})
             categorical = {k: list(compress(c, keep)) for k, c in categorical.items()}
             preds = list(compress(preds, keep)) if preds else preds
             probs = list(compress(probs, keep)) if probs else probs
             lats = list(compress(lats, keep)) if lats else lats
+        if lats and None not in lats:
+            lats = np.asarray(lats, dtype=np.float64)  # typed decode: floats >= 0
         accepted = n - len(bad)
         self.monitor.observe_validated(
             self.model, accepted, numeric, categorical, predictions=preds,
             probabilities=probs, latency_seconds=lats, violations=violations)
 
-        # -- the reply -----------------------------------------------------------
         res = IngestResult(accepted=accepted, rejected_events=len(errors) + len(bad))
+        if not (errors or bad or warnings):
+            return res
         merged: dict[int, list[tuple[str, str, str]]] = dict(errors)
         pos = idx if idx is not None else range(n_all)
-        for j, probs_ in bad.items():
+        for j, problems in bad.items():
             i = pos[j]
-            merged[i] = [(f"events[{i}].{f}", msg, reason) for f, msg, reason in probs_]
+            merged[i] = [(f"events[{i}].{f}", msg, reason) for f, msg, reason in problems]
         for i in sorted(merged):
             entries = merged[i]
             res.reasons[entries[0][2]] = res.reasons.get(entries[0][2], 0) + 1
@@ -543,3 +610,46 @@ class Ingestor:
             res.truncated = True
         return res
 
+
+_CAT_TYPE = bool | int | float | str | None
+
+
+def _typed_decoders(b: Baseline) -> tuple[msgspec.json.Decoder, msgspec.json.Decoder]:
+    """Decoders of a batch and of one event whose features are the baseline's own struct.
+
+    Field names are ``f0``, ``f1``... renamed to the feature names, so any feature
+    name works. A body these reject is decoded again by the generic path.
+    """
+    numeric = list(b.numeric_features)
+    categorical = list(b.categorical_features)
+    fields: list[tuple[str, Any, Any]] = []
+    rename: dict[str, str] = {}
+    for i, name in enumerate(numeric + categorical):
+        fields.append((f"f{i}", float | None if i < len(numeric) else _CAT_TYPE, None))
+        rename[f"f{i}"] = name
+    feats = msgspec.defstruct("Features", fields, rename=rename, forbid_unknown_fields=True,
+                              gc=False)
+    pred: Any = _CAT_TYPE if isinstance(b.prediction, CategoricalSummary) else float | None
+    event = msgspec.defstruct("TypedEvent", [
+        ("features", feats),
+        ("id", Annotated[str, msgspec.Meta(max_length=128)] | None, None),
+        ("timestamp", float | str | None, None),
+        ("prediction", pred, None),
+        ("probabilities", float | dict[str, float] | list[float] | None, None),
+        ("latency_seconds", Annotated[float, msgspec.Meta(ge=0)] | None, None),
+    ], forbid_unknown_fields=True, gc=False)
+    batch = msgspec.defstruct("TypedBatch", [("events", list[event])],  # type: ignore[valid-type]
+                              forbid_unknown_fields=True)
+    return msgspec.json.Decoder(batch), msgspec.json.Decoder(event)
+
+
+def _getter(n_num: int, n_cat: int, numeric: bool) -> Any:
+    """A C-speed function from a features struct to the tuple of its numeric (or
+    categorical) values, always a tuple (attrgetter of one name returns a scalar)."""
+    names = [f"f{i}" for i in (range(n_num) if numeric else range(n_num, n_num + n_cat))]
+    if not names:
+        return lambda f: ()
+    if len(names) == 1:
+        get = attrgetter(names[0])
+        return lambda f: (get(f),)
+    return attrgetter(*names)

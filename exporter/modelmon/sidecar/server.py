@@ -10,7 +10,6 @@ process exits 0. SIGINT (Ctrl-C) skips the delay; a second signal stops at once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import signal
@@ -133,7 +132,8 @@ class SidecarServer:
     def run(self) -> int:
         """Serve in the foreground until SIGTERM/SIGINT; returns the exit code."""
         try:
-            asyncio.run(self.server.serve(sockets=[self.sock]))
+            # uvicorn's own runner: uvloop when installed (the [standard] extra).
+            self.server.run(sockets=[self.sock])
         finally:
             self.sock.close()
         return 0

@@ -513,6 +513,7 @@ class Monitor:
         self.strict = strict
         self.clock = clock
         self.flush_at = max(1, int(flush_at))
+        self._flush_hooks: list[Callable[[], None]] = []
         self.collector = MonitorCollector(self)
         self.registry = registry
         if registry is not None:
@@ -671,8 +672,19 @@ class Monitor:
                 st.predictions += n
             st.record(problems)
 
+    def add_flush_hook(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` at the start of every :meth:`flush` (so before every scrape).
+
+        For callers that buffer events of their own (the sidecar buffers small
+        validated batches) and must fold them before the counts are read. The
+        hook runs outside the Monitor's locks and may call any counting method.
+        """
+        self._flush_hooks.append(hook)
+
     def flush(self, model: str | None = None) -> None:
         """Fold buffered events into the count arrays (done before every scrape)."""
+        for hook in self._flush_hooks:
+            hook()
         states = self._models.values() if model is None else [self._state(model)]
         for st in states:
             with st.lock:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
@@ -39,6 +40,10 @@ __all__ = ["MAX_ERRORS", "REJECT_REASONS", "Event", "IngestResult", "Ingestor", 
 REJECT_REASONS = ("malformed", "invalid_field", "wrong_type", "non_finite")
 #: Most entries listed in ``rejected`` (and in ``warnings``) of one reply.
 MAX_ERRORS = 1000
+#: Clean batches smaller than this are buffered and counted in bulk ...
+SMALL_BATCH = 256
+#: ... once this many events wait, or before a scrape, whichever comes first.
+FLUSH_AT = 2048
 
 
 class Event(msgspec.Struct, forbid_unknown_fields=True):
@@ -257,6 +262,11 @@ class Ingestor:
         # schema violations found while decoding, counted with the next batch
         self._pending: dict[tuple[str, str], int] = {}
         self._typed_batch, self._typed_event = _typed_decoders(baseline)
+        # Small clean batches are validated at once but counted in bulk: when
+        # FLUSH_AT events are waiting, and before every scrape (a flush hook).
+        self._buffer: list[Any] = []
+        self._buffer_lock = threading.Lock()
+        monitor.add_flush_hook(self.flush)
         self._num_get = _getter(len(self.numeric), len(self.categorical), True)
         self._cat_get = _getter(len(self.numeric), len(self.categorical), False)
 
@@ -411,25 +421,47 @@ class Ingestor:
         self._pending = {}
         feats = [e.features for e in evs]
         n = len(evs)
-        numeric: dict[str, np.ndarray] = {}
-        categorical: dict[str, list[Any]] = {}
         if typed:
-            # Decoded into the baseline's own struct: no unknown feature, numeric
-            # values are floats or None, categorical ones scalars. Columns at C speed.
-            if self.numeric and n:
-                numeric = np.array(list(map(self._num_get, feats)),  # type: ignore[assignment]
-                                   dtype=np.float64).reshape(n, len(self.numeric))
-            elif self.numeric:
-                numeric = {name: np.empty(0) for name in self.numeric}
-            if self.categorical:
-                cols = list(zip(*map(self._cat_get, feats))) if n else []
-                categorical = {name: list(cols[j]) if n else []
-                               for j, name in enumerate(self.categorical)}
+            preds, probs = self._tail_checks(evs, n, bad, warnings, violations)
+            if not bad and not violations and n < SMALL_BATCH:
+                with self._buffer_lock:
+                    self._buffer.extend(evs)
+                    full = len(self._buffer) >= FLUSH_AT
+                if full:
+                    self.flush()
+                return IngestResult(accepted=n)
+            numeric, categorical = self._typed_columns(feats, n)
         else:
             numeric, categorical = self._generic_columns(feats, n, bad, warnings, violations)
-        self._tail_checks(evs, n, bad, warnings, violations)
+            preds, probs = self._tail_checks(evs, n, bad, warnings, violations)
         return self._count(evs, n, n_all, idx, errors, bad, warnings, violations, numeric,
-                           categorical)
+                           categorical, preds, probs)
+
+    def flush(self) -> None:
+        """Count the buffered small batches (called before every scrape)."""
+        with self._buffer_lock:
+            evs, self._buffer = self._buffer, []
+        if evs:
+            n = len(evs)
+            preds, probs = self._tail_checks(evs, n, {}, [], {})  # all valid already
+            numeric, categorical = self._typed_columns([e.features for e in evs], n)
+            self._count(evs, n, n, None, {}, {}, [], {}, numeric, categorical, preds, probs)
+
+    def _typed_columns(self, feats: list[Any], n: int) -> tuple[Any, dict[str, list[Any]]]:
+        """Columns of features decoded into the baseline's own struct: no unknown
+        feature, numeric values are floats or None, categorical ones scalars."""
+        numeric: Any = {}
+        categorical: dict[str, list[Any]] = {}
+        if self.numeric and n:
+            numeric = np.array(list(map(self._num_get, feats)),
+                               dtype=np.float64).reshape(n, len(self.numeric))
+        elif self.numeric:
+            numeric = {name: np.empty(0) for name in self.numeric}
+        if self.categorical:
+            cols = list(zip(*map(self._cat_get, feats))) if n else []
+            categorical = {name: list(cols[j]) if n else []
+                           for j, name in enumerate(self.categorical)}
+        return numeric, categorical
 
     def _generic_columns(self, feats: list[dict[str, Any]], n: int,
                          bad: dict[int, list[tuple[str, str, str]]],
@@ -496,8 +528,9 @@ class Ingestor:
 
     def _tail_checks(self, evs: list[Any], n: int, bad: dict[int, list[tuple[str, str, str]]],
                      warnings: list[tuple[int, str, str]],
-                     violations: dict[tuple[str, str], int]) -> None:
-        """Prediction, probabilities and timestamp checks (shared by both paths)."""
+                     violations: dict[tuple[str, str], int]) -> tuple[list[Any], list[Any]]:
+        """Prediction, probabilities and timestamp checks (shared by both paths);
+        returns the prediction and probability columns (empty when absent)."""
         preds: list[Any] = [e.prediction for e in evs]
         if preds.count(None) == n:
             preds = []
@@ -516,7 +549,6 @@ class Ingestor:
                         ("prediction", f"expected a number, got {_short(p)}", "wrong_type"))
                     key = (self.pred_name, "wrong_type")
                     violations[key] = violations.get(key, 0) + 1
-        self._preds = preds
 
         probs: list[Any] = [e.probabilities for e in evs]
         k = len(self.prob_names)
@@ -544,7 +576,6 @@ class Ingestor:
                     bad.setdefault(j, []).append(("probabilities", problem, "wrong_type"))
                     violations[(UNKNOWN, "unknown_feature")] = (
                         violations.get((UNKNOWN, "unknown_feature"), 0) + 1)
-        self._probs = probs
 
         tss = [e.timestamp for e in evs]
         types = set(map(type, tss))
@@ -560,14 +591,15 @@ class Ingestor:
                     bad.setdefault(j, []).append(
                         ("timestamp", f"expected seconds since the epoch (>= 0), got {ts}",
                          "invalid_field"))
+        return preds, probs
 
     def _count(self, evs: list[Any], n: int, n_all: int, idx: list[int] | None,
                errors: dict[int, list[tuple[str, str, str]]],
                bad: dict[int, list[tuple[str, str, str]]], warnings: list[tuple[int, str, str]],
-               violations: dict[tuple[str, str], int], numeric: dict[str, np.ndarray],
-               categorical: dict[str, list[Any]]) -> IngestResult:
+               violations: dict[tuple[str, str], int], numeric: Any,
+               categorical: dict[str, list[Any]], preds: list[Any],
+               probs: list[Any]) -> IngestResult:
         """Count the good events in the Monitor and build the reply."""
-        preds, probs = self._preds, self._probs
         lats: Any = [e.latency_seconds for e in evs]
         if lats.count(None) == n:
             lats = []

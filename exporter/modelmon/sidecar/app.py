@@ -200,6 +200,18 @@ class SidecarApp:
         method: str = scope["method"]
         endpoint = "other"
         status = 500
+        outer_send = send
+        counted = False
+
+        async def send(msg: dict[str, Any]) -> None:  # noqa: F811 - counts, then sends
+            # Count the request before its reply leaves, so a client that reads
+            # /metrics right after the reply always sees it.
+            nonlocal counted
+            if not counted and msg["type"] == "http.response.start":
+                counted = True
+                self.stats.request(endpoint, msg["status"], max(0.0, self.clock() - t0))
+            await outer_send(msg)
+
         try:
             if path.startswith("/v1/models/") and path.endswith("/events"):
                 endpoint = "events"
@@ -235,7 +247,8 @@ class SidecarApp:
             log.exception("event=request_failed path=%s", path[:200])
             status = await _error(send, 500, "internal_error",
                                   "the sidecar failed to handle this request; see its log")
-        self.stats.request(endpoint, status, max(0.0, self.clock() - t0))
+        if not counted:  # pragma: no cover - every path replies
+            self.stats.request(endpoint, status, max(0.0, self.clock() - t0))
 
     @staticmethod
     def _allow(method: str, allowed: tuple[str, ...]) -> None:

@@ -40,6 +40,8 @@ __all__ = [
     "SIDECAR_ENDPOINTS",
     "SIDECAR_REJECT_REASONS",
     "REQUEST_BUCKETS",
+    "DRIFT_SKIP_REASONS",
+    "DRIFT_QUERY_ERROR_REASONS",
 ]
 
 MetricType = Literal["counter", "gauge", "histogram", "info", "untyped"]
@@ -69,6 +71,24 @@ DRIFT_METHODS: tuple[str, ...] = (
 )
 NUMERIC_ONLY_METHODS: frozenset[str] = frozenset({"ks", "ks_pvalue", "wasserstein_normed"})
 DRIFT_REFERENCES: tuple[str, ...] = ("baseline", "previous")
+
+#: ``reason`` label values of ``modelmon_drift_skipped_total``: why the drift
+#: exporter did not score a series (a feature or output of one model version) in
+#: one window of one evaluation.
+DRIFT_SKIP_REASONS: tuple[str, ...] = (
+    "no_baseline",        # no baseline gauges (or --baseline file) for the series
+    "baseline_mismatch",  # buckets/categories differ from the baseline's
+    "baseline_conflict",  # replicas of one model version report different baseline ids
+    "duplicate_name",     # a feature and an output share a name; the feature is kept
+    "missing_buckets",    # no +Inf bucket, no finite bucket, or fewer buckets than the baseline
+    "partial_buckets",    # some buckets summed over fewer replicas than others
+    "non_monotonic",      # cumulative bucket counts go down beyond float noise
+    "non_finite",         # the store returned NaN or +-Inf
+)
+#: ``reason`` label values of ``modelmon_drift_query_errors_total``.
+DRIFT_QUERY_ERROR_REASONS: tuple[str, ...] = (
+    "timeout", "connection", "http_4xx", "http_5xx", "bad_response", "query_error",
+)
 
 #: Inference latency buckets in seconds (prometheus_client's defaults, extended
 #: down to 0.5 ms because many models answer in under 5 ms).
@@ -288,6 +308,18 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "1 when the last read of a source (a scraped /metrics URL or a query API) succeeded, "
         "else 0.",
         ("source",), "drift"),
+    MetricSpec(
+        "modelmon_drift_skipped_total", "counter",
+        "Series (a feature or output of one model version) left unscored in one window of one "
+        "evaluation, by reason: no_baseline, baseline_mismatch, baseline_conflict, "
+        "duplicate_name, missing_buckets, partial_buckets, non_monotonic, non_finite.",
+        ("reason",), "drift"),
+    MetricSpec(
+        "modelmon_drift_query_errors_total", "counter",
+        "Failed reads of a source: queries to the metrics store (query mode) or scrapes of a "
+        "/metrics URL (scrape mode), by reason: timeout, connection, http_4xx, http_5xx, "
+        "bad_response, query_error (query mode only).",
+        ("reason",), "drift"),
 )
 
 _BY_NAME = {m.name: m for m in CATALOGUE}
@@ -338,6 +370,12 @@ def render_markdown() -> str:
         "- `endpoint` (sidecar): " + ", ".join(f"`{r}`" for r in SIDECAR_ENDPOINTS) + ".",
         "- `reason` on `modelmon_sidecar_events_rejected_total`: "
         + ", ".join(f"`{r}`" for r in SIDECAR_REJECT_REASONS) + ".",
+        "- `reason` on `modelmon_drift_skipped_total`: "
+        + ", ".join(f"`{r}`" for r in DRIFT_SKIP_REASONS) + ".",
+        "- `reason` on `modelmon_drift_query_errors_total`: "
+        + ", ".join(f"`{r}`" for r in DRIFT_QUERY_ERROR_REASONS) + ".",
+        "- `source` on `modelmon_drift_source_up`: the scraped `/metrics` URLs (scrape mode) or "
+        "the query API URL without credentials (query mode); fixed by the configuration.",
         "- `le` on `modelmon_inference_latency_seconds`: "
         + ", ".join(str(b) for b in LATENCY_BUCKETS) + ", +Inf.",
         "",

@@ -5,6 +5,11 @@ Scrape mode (no metrics store): :class:`DriftService` reads the replicas'
 (see :mod:`modelmon.drift.scrape` for the window rules), scores every series
 with :func:`modelmon.stats.drift_scores`, and exposes the results through
 :class:`DriftCollector` and :attr:`DriftService.latest`.
+
+Query mode (a Prometheus-compatible store holds every replica's series):
+:class:`DriftQueryService` reads the windows and baselines through the query
+API (:mod:`modelmon.drift.query`, client in :mod:`modelmon.drift.promql`) and
+scores them with the same code. See ``docs/drift.md``.
 """
 
 from .collector import DriftCollector
@@ -12,10 +17,19 @@ from .config import parse_duration, parse_listen
 from .evaluate import DriftResults, SampleKey, ScoreKey
 from .exposition import SeriesKey, parse_exposition
 from .scrape import WindowStore, Windows
-from .service import DriftHTTPServer, DriftService
+from .promql import PromClient, QueryError, QueryOptions
+from .query import ModelSettings, QuerySource
+from .service import BaseDriftService, DriftHTTPServer, DriftQueryService, DriftService
 
 __all__ = [
     "DriftService",
+    "DriftQueryService",
+    "BaseDriftService",
+    "ModelSettings",
+    "QuerySource",
+    "PromClient",
+    "QueryOptions",
+    "QueryError",
     "DriftHTTPServer",
     "DriftCollector",
     "DriftResults",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -129,6 +129,10 @@ class DriftResults:
     duration_sum: float = 0.0
     min_samples: int = 0
     info: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    #: Cumulative ``modelmon_drift_skipped_total`` by reason (all evaluations so far).
+    skipped: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    #: Cumulative ``modelmon_drift_query_errors_total`` by reason (query mode; empty otherwise).
+    query_errors: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def all_sources_up(self) -> bool:
@@ -171,12 +175,15 @@ def compute_scores(
     baseline: BaselineTable,
     min_samples: int,
     on_skip: Callable[[SeriesKey, str], None] | None = None,
+    previous_invalid: Container[SeriesKey] = frozenset(),
 ) -> tuple[dict[ScoreKey, float], dict[SampleKey, float]]:
     """Scores and sample counts of every series in ``windows``.
 
     A series without a usable baseline (none read, or buckets/categories that
     differ from the live ones) is skipped entirely and reported through
-    ``on_skip(key, reason)``.
+    ``on_skip(key, reason)``. For a series in ``previous_invalid`` (its
+    previous-window counts could not be used; the caller reports why) only the
+    comparison with the baseline is made.
     """
     scores: dict[ScoreKey, float] = {}
     samples: dict[SampleKey, float] = {}
@@ -209,7 +216,7 @@ def compute_scores(
             job.cur.append(cur)
             job.edges.append(edges)
             job.tags.append((key, "baseline"))
-        if windows.previous is not None:
+        if windows.previous is not None and key not in previous_invalid:
             prev = windows.previous.get(key)
             if prev is None:
                 prev = np.zeros(len(labels))

@@ -1,4 +1,10 @@
-"""DriftService: the scrape-mode drift exporter, its loop and its HTTP endpoints.
+"""The drift exporter services, their loop and their HTTP endpoints.
+
+:class:`DriftService` is scrape mode (reads the replicas' ``/metrics``);
+:class:`DriftQueryService` is query mode (reads a Prometheus-compatible store
+through its query API, see :mod:`modelmon.drift.query`). Both share
+:class:`BaseDriftService`: the results swap, the loop, the self-monitoring
+counters and the HTTP server.
 
 In-process use (what the demo does)::
 
@@ -12,6 +18,12 @@ In-process use (what the demo does)::
     svc.stop()
 
 Tests call :meth:`DriftService.evaluate_once` directly with a fake clock.
+
+Query mode::
+
+    svc = DriftQueryService("http://prometheus:9090", window=3600, interval=60)
+    svc.serve("0.0.0.0", 10381)
+    svc.start()                               # evaluates at every multiple of `interval`
 """
 
 from __future__ import annotations
@@ -23,9 +35,12 @@ import socket
 import ssl
 import sys
 import threading
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType
 from urllib.parse import urlsplit
@@ -35,6 +50,8 @@ import requests
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from ..baseline import Baseline
+from ..catalogue import DRIFT_METHODS
 from ..webconfig import (
     EXEMPT_PATHS,
     WWW_AUTHENTICATE,
@@ -43,16 +60,170 @@ from ..webconfig import (
     unauthorized_message,
 )
 from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector
+from .counters import ResultsCollector
 from .evaluate import BaselineTable, DriftResults, compute_scores
 from .exposition import Exposition, SeriesKey
+from .promql import PromClient, QueryOptions
+from .query import DEFAULT_CONCURRENCY, EvaluationFailed, ModelSettings, QuerySource
 from .scrape import ScrapeError, WindowStore, fetch
 
-__all__ = ["DriftService", "DriftHTTPServer"]
+__all__ = ["BaseDriftService", "DriftService", "DriftQueryService", "DriftHTTPServer"]
 
 log = logging.getLogger("modelmon.drift")
 
 
-class DriftService:
+class BaseDriftService:
+    """What both modes share: results, evaluation loop, self-monitoring and HTTP.
+
+    A subclass implements :meth:`evaluate_once`, which must publish its
+    :class:`DriftResults` with one reference assignment to ``self._latest``
+    (scrapes see that evaluation or the one before, never a mix).
+
+    ``/-/ready`` answers 200 once the first evaluation has finished, whether or
+    not its sources answered (its metrics then say ``source_up 0``); it does
+    not go back to 503 when a source fails later.
+    """
+
+    def __init__(self, *, interval: float, registry: CollectorRegistry | None,
+                 clock: Callable[[], float]) -> None:
+        self.interval = float(interval)
+        self.clock = clock
+        self.registry = registry if registry is not None else CollectorRegistry()
+        #: Renders the latest results' scores and self-monitoring (kept for callers
+        #: that collect it directly; the registry holds a :class:`ResultsCollector`,
+        #: which adds the by-reason counters from the same results object).
+        self.collector = DriftCollector(lambda: self._latest)
+        self.registry.register(ResultsCollector(lambda: self._latest))
+
+        self._latest: DriftResults | None = None
+        self._eval_lock = threading.Lock()
+        self._evaluations = 0
+        self._last_success: float | None = None
+        self._dur_counts = np.zeros(len(DURATION_LES))
+        self._dur_sum = 0.0
+        self._skipped: Counter[str] = Counter()
+        self._query_errors: Counter[str] = Counter()
+        self._skips_logged: set[tuple[str, ...]] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._http: DriftHTTPServer | None = None
+        self._http_thread: threading.Thread | None = None
+
+    # -- results ----------------------------------------------------------------------
+
+    @property
+    def latest(self) -> DriftResults | None:
+        """The results of the last evaluation (immutable), None before the first."""
+        return self._latest
+
+    @property
+    def ready(self) -> bool:
+        return self._latest is not None
+
+    def evaluate_once(self) -> DriftResults:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _observe_duration(self, duration: float) -> None:
+        i = int(np.searchsorted(DURATION_BUCKETS, duration, side="left"))
+        self._dur_counts[i] += 1
+        self._dur_sum += duration
+
+    def _duration_fields(self) -> dict[str, object]:
+        return {"duration_les": DURATION_LES,
+                "duration_cumulative": tuple(np.cumsum(self._dur_counts).tolist()),
+                "duration_sum": self._dur_sum}
+
+    def _on_skip(self, key: SeriesKey, reason: str) -> None:
+        self._skipped[reason] += 1
+        tag = (reason,) + tuple(key)
+        if tag not in self._skips_logged:
+            self._skips_logged.add(tag)
+            log.warning("event=series_skipped reason=%s model=%r model_version=%r series=%s/%r",
+                        reason, key.model, key.model_version, key.family, key.name)
+
+    # -- loop -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Evaluate now and then every ``interval`` seconds, in a daemon thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="modelmon-drift", daemon=True)
+        self._thread.start()
+
+    def _evaluate_logged(self) -> None:
+        try:
+            self.evaluate_once()
+        except Exception:  # a bug must not end the loop; it is logged with its traceback
+            log.exception("event=evaluation_failed")
+
+    def _loop(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            self._evaluate_logged()
+            next_at += self.interval
+            delay = next_at - time.monotonic()
+            if delay < 0:  # fell behind: skip the missed ticks instead of bursting
+                next_at = time.monotonic()
+                delay = 0.0
+            if self._stop.wait(delay):
+                break
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and the HTTP server (if any); waits for a running evaluation."""
+        self._stop.set()
+        t = self._thread
+        if t is not None:
+            t.join(timeout)
+            self._thread = None
+        http = self._http
+        if http is not None:
+            http.shutdown()
+            http.server_close()
+            if self._http_thread is not None:
+                self._http_thread.join(timeout)
+            self._http = None
+            self._http_thread = None
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def serve(self, host: str = "0.0.0.0", port: int = 10381,
+              web_config: WebConfig | None = None) -> tuple[str, int]:
+        """Serve ``/metrics``, ``/-/healthy`` and ``/-/ready`` in a daemon thread.
+
+        Returns the bound ``(host, port)`` (pass ``port=0`` for a free port).
+        :meth:`stop` shuts the server down. With ``web_config`` (see
+        :func:`modelmon.webconfig.load_web_config`) the server speaks TLS when
+        ``web_config.tls`` is set, and every endpoint but ``/-/healthy`` and
+        ``/-/ready`` needs basic auth when ``web_config.users`` is not empty.
+        """
+        if self._http is not None:
+            raise RuntimeError("already serving")
+        server = DriftHTTPServer((host, port), self, web_config)
+        self._http = server
+        self._http_thread = threading.Thread(target=server.serve_forever, args=(0.1,),
+                                             name="modelmon-drift-http", daemon=True)
+        self._http_thread.start()
+        bound = server.server_address
+        return str(bound[0]), int(bound[1])
+
+
+def _scrape_reason(message: str) -> str:
+    """The query-error reason of a scrape failure message of :func:`~modelmon.drift.scrape.fetch`."""
+    if message.startswith("timeout"):
+        return "timeout"
+    if message.startswith("request failed"):
+        return "connection"
+    if message.startswith("HTTP "):
+        code = message[5:8]
+        if code.startswith("5"):
+            return "http_5xx"
+        if code.startswith("4"):
+            return "http_4xx"
+    return "bad_response"
+
+
+class DriftService(BaseDriftService):
     """Scrapes the replicas' ``/metrics``, forms windows, scores drift, exposes the results.
 
     Parameters
@@ -105,42 +276,16 @@ class DriftService:
             raise ValueError(f"interval: expected seconds > 0, got {interval!r}")
         if not isinstance(min_samples, int) or min_samples < 0:
             raise ValueError(f"min_samples: expected an integer >= 0, got {min_samples!r}")
+        super().__init__(interval=interval, registry=registry, clock=clock)
         self.sources: tuple[str, ...] = tuple(srcs)
         self.window = float(window)
-        self.interval = float(interval)
         self.min_samples = min_samples
         self.timeout = float(timeout) if timeout is not None else min(10.0, self.interval)
-        self.clock = clock
         self.session = session if session is not None else requests.Session()
-        self.registry = registry if registry is not None else CollectorRegistry()
-        self.collector = DriftCollector(lambda: self._latest)
-        self.registry.register(self.collector)
 
         self._store = WindowStore(self.window, self.interval)
         self._baseline = BaselineTable()
-        self._latest: DriftResults | None = None
-        self._eval_lock = threading.Lock()
-        self._evaluations = 0
-        self._last_success: float | None = None
-        self._dur_counts = np.zeros(len(DURATION_LES))
-        self._dur_sum = 0.0
         self._source_ok: dict[str, bool | None] = {s: None for s in self.sources}
-        self._skips_logged: set[tuple[str, ...]] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._http: DriftHTTPServer | None = None
-        self._http_thread: threading.Thread | None = None
-
-    # -- results ----------------------------------------------------------------------
-
-    @property
-    def latest(self) -> DriftResults | None:
-        """The results of the last evaluation (immutable), None before the first."""
-        return self._latest
-
-    @property
-    def ready(self) -> bool:
-        return self._latest is not None
 
     @property
     def snapshots(self) -> int:
@@ -164,6 +309,7 @@ class DriftService:
                     self._store.ingest(src, r, now)
                 else:
                     errors[src] = r
+                    self._query_errors[_scrape_reason(r)] += 1
                 self._note_source(src, r)
             snap = self._store.snapshot(now)
             self._baseline.update(ok[s] for s in self.sources if s in ok)
@@ -172,9 +318,7 @@ class DriftService:
                                              self._on_skip)
             duration = time.perf_counter() - t0
             self._evaluations += 1
-            i = int(np.searchsorted(DURATION_BUCKETS, duration, side="left"))
-            self._dur_counts[i] += 1
-            self._dur_sum += duration
+            self._observe_duration(duration)
             finished = max(float(self.clock()), snap.timestamp)
             if not errors:
                 self._last_success = finished
@@ -189,10 +333,10 @@ class DriftService:
                 previous_window_seconds=windows.previous_seconds,
                 evaluations=self._evaluations,
                 duration_seconds=duration,
-                duration_les=DURATION_LES,
-                duration_cumulative=tuple(np.cumsum(self._dur_counts).tolist()),
-                duration_sum=self._dur_sum,
                 min_samples=self.min_samples,
+                skipped=MappingProxyType(dict(self._skipped)),
+                query_errors=MappingProxyType(dict(self._query_errors)),
+                **self._duration_fields(),  # type: ignore[arg-type]
             )
             self._latest = res  # one reference swap: scrapes see this or the previous one
             return res
@@ -229,75 +373,172 @@ class DriftService:
                             "missing labels, bad le or negative/non-finite value")
             self._source_ok[src] = True
 
-    def _on_skip(self, key: SeriesKey, reason: str) -> None:
-        tag = (reason,) + tuple(key)
-        if tag not in self._skips_logged:
-            self._skips_logged.add(tag)
-            log.warning("event=series_skipped reason=%s model=%r model_version=%r series=%s/%r",
-                        reason, key.model, key.model_version, key.family, key.name)
 
-    # -- loop -----------------------------------------------------------------------
+class DriftQueryService(BaseDriftService):
+    """Query mode: drift of the whole fleet from a Prometheus-compatible store.
 
-    def start(self) -> None:
-        """Evaluate now and then every ``interval`` seconds, in a daemon thread."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="modelmon-drift", daemon=True)
-        self._thread.start()
+    Every evaluation reads the windows and the baselines at one evaluation
+    time ``t`` through the query API (see :mod:`modelmon.drift.query`) and
+    scores them with the same code as scrape mode.
+
+    ``t`` is the clock minus ``evaluation_delay``, rounded down to a multiple
+    of ``interval``: two exporters (HA) with the same settings evaluate at the
+    same ``t`` and so export identical values; the delay leaves the store time
+    to ingest the newest scrapes. The loop wakes up at each such ``t`` plus the
+    delay.
+
+    When a query fails, the evaluation is dropped whole: the scores and sample
+    gauges of the last successful evaluation stay exported unchanged,
+    ``modelmon_drift_source_up`` is 0, ``modelmon_drift_last_success_timestamp_seconds``
+    stops advancing and ``modelmon_drift_query_errors_total{reason}`` counts
+    the failures. The next evaluation that succeeds replaces everything.
+
+    Parameters
+    ----------
+    url : str
+        Base URL of the query API (``/api/v1/query`` is appended).
+    window, interval, min_samples, methods :
+        Defaults for every model (seconds, seconds, samples, drift methods).
+    models : mapping of model name to ModelSettings
+        Per-model window, min_samples and methods.
+    baselines : sequence of Baseline
+        Each replaces the store's baseline gauges of its model version.
+    options : QueryOptions or None
+        Headers, auth, TLS and timeout of the store connection.
+    session : requests.Session or None
+        HTTP session (a seam for tests); a new one when None.
+    registry, clock :
+        As for :class:`DriftService`.
+    concurrency : int
+        Queries in flight at once.
+    evaluation_delay : float
+        Seconds the evaluation time lags the clock.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        window: float = 3600.0,
+        interval: float = 60.0,
+        min_samples: int = 100,
+        methods: Sequence[str] = DRIFT_METHODS,
+        models: Mapping[str, ModelSettings] | None = None,
+        baselines: Sequence[Baseline] = (),
+        options: QueryOptions | None = None,
+        session: requests.Session | None = None,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        evaluation_delay: float = 0.0,
+    ) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval: expected seconds > 0, got {interval!r}")
+        if not evaluation_delay >= 0:
+            raise ValueError(f"evaluation_delay: expected seconds >= 0, got {evaluation_delay!r}")
+        client = PromClient(url, options, session)
+        source = QuerySource(client, window=window, min_samples=min_samples, methods=methods,
+                             models=models, baselines=baselines, concurrency=concurrency,
+                             on_skip=self._on_skip)
+        super().__init__(interval=interval, registry=registry, clock=clock)
+        self.client = client
+        self.source = source
+        self.url = client.source  # without credentials: the source_up label
+        self.window = source.window
+        self.min_samples = source.min_samples
+        self.evaluation_delay = float(evaluation_delay)
+        self._good: DriftResults | None = None
+        self._up: bool | None = None
+
+    def evaluation_time(self) -> float:
+        """The evaluation time for now: ``clock() - evaluation_delay`` rounded down to the interval grid."""
+        t = float(self.clock()) - self.evaluation_delay
+        return math.floor(t / self.interval) * self.interval
+
+    def evaluate_once(self, at: float | None = None) -> DriftResults:
+        """Query the store at ``at`` (default :meth:`evaluation_time`), score, publish."""
+        with self._eval_lock:
+            t0 = time.perf_counter()
+            t = self.evaluation_time() if at is None else float(at)
+            self.client.reload_credentials()
+            try:
+                ev = self.source.evaluate(t)
+                failed: EvaluationFailed | None = None
+            except EvaluationFailed as exc:
+                ev, failed = None, exc
+            duration = time.perf_counter() - t0
+            self._evaluations += 1
+            self._observe_duration(duration)
+            finished = float(self.clock())
+            src = self.url
+            if failed is None:
+                assert ev is not None
+                self._last_success = finished
+                if self._up is False:
+                    log.info("event=source_up source=%s", src)
+                self._up = True
+                res = DriftResults(
+                    timestamp=finished,
+                    scores=ev.scores,
+                    samples=ev.samples,
+                    sources_up=MappingProxyType({src: True}),
+                    source_errors=MappingProxyType({}),
+                    last_success_timestamp=finished,
+                    window_seconds=self.window,
+                    previous_window_seconds=self.window,
+                    evaluations=self._evaluations,
+                    duration_seconds=duration,
+                    min_samples=self.min_samples,
+                    info=MappingProxyType({"mode": "query", "evaluation_time": t,
+                                           "models": ev.models, "queries": ev.queries}),
+                    skipped=MappingProxyType(dict(self._skipped)),
+                    query_errors=MappingProxyType(dict(self._query_errors)),
+                    **self._duration_fields(),  # type: ignore[arg-type]
+                )
+                self._good = res
+            else:
+                for err in failed.errors:
+                    self._query_errors[err.reason] += 1
+                level = logging.WARNING if self._up is not False else logging.DEBUG
+                log.log(level, "event=source_down source=%s error=%r", src, str(failed))
+                self._up = False
+                fields: dict[str, object] = {
+                    "timestamp": finished,
+                    "sources_up": MappingProxyType({src: False}),
+                    "source_errors": MappingProxyType({src: str(failed)}),
+                    "last_success_timestamp": self._last_success,
+                    "evaluations": self._evaluations,
+                    "duration_seconds": duration,
+                    "skipped": MappingProxyType(dict(self._skipped)),
+                    "query_errors": MappingProxyType(dict(self._query_errors)),
+                    **self._duration_fields(),
+                }
+                good = self._good
+                if good is not None:  # keep the last complete results, marked down
+                    info = {**good.info, "failed_evaluation_time": t}
+                    res = replace(good, info=MappingProxyType(info), **fields)  # type: ignore[arg-type]
+                else:
+                    res = DriftResults(
+                        scores=MappingProxyType({}),
+                        samples=MappingProxyType({}),
+                        window_seconds=self.window,
+                        previous_window_seconds=self.window,
+                        min_samples=self.min_samples,
+                        info=MappingProxyType({"mode": "query", "failed_evaluation_time": t}),
+                        **fields,  # type: ignore[arg-type]
+                    )
+            self._latest = res  # one reference swap: scrapes see this or the previous one
+            return res
 
     def _loop(self) -> None:
-        next_at = time.monotonic()
         while not self._stop.is_set():
-            try:
-                self.evaluate_once()
-            except Exception:  # a bug must not end the loop; it is logged with its traceback
-                log.exception("event=evaluation_failed")
-            next_at += self.interval
-            delay = next_at - time.monotonic()
-            if delay < 0:  # fell behind: skip the missed ticks instead of bursting
-                next_at = time.monotonic()
-                delay = 0.0
-            if self._stop.wait(delay):
+            self._evaluate_logged()
+            now = float(self.clock())
+            t = now - self.evaluation_delay
+            nxt = (math.floor(t / self.interval) + 1) * self.interval + self.evaluation_delay
+            delay = min(max(nxt - now, 0.0), self.interval)
+            if self._stop.wait(delay + 0.001):
                 break
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop and the HTTP server (if any); waits for a running evaluation."""
-        self._stop.set()
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
-            self._thread = None
-        http = self._http
-        if http is not None:
-            http.shutdown()
-            http.server_close()
-            if self._http_thread is not None:
-                self._http_thread.join(timeout)
-            self._http = None
-            self._http_thread = None
-
-    # -- HTTP -------------------------------------------------------------------------
-
-    def serve(self, host: str = "0.0.0.0", port: int = 10381,
-              web_config: WebConfig | None = None) -> tuple[str, int]:
-        """Serve ``/metrics``, ``/-/healthy`` and ``/-/ready`` in a daemon thread.
-
-        Returns the bound ``(host, port)`` (pass ``port=0`` for a free port).
-        :meth:`stop` shuts the server down. With ``web_config`` (see
-        :func:`modelmon.webconfig.load_web_config`) the server speaks TLS when
-        ``web_config.tls`` is set, and every endpoint but ``/-/healthy`` and
-        ``/-/ready`` needs basic auth when ``web_config.users`` is not empty.
-        """
-        if self._http is not None:
-            raise RuntimeError("already serving")
-        server = DriftHTTPServer((host, port), self, web_config)
-        self._http = server
-        self._http_thread = threading.Thread(target=server.serve_forever, args=(0.1,),
-                                             name="modelmon-drift-http", daemon=True)
-        self._http_thread.start()
-        bound = server.server_address
-        return str(bound[0]), int(bound[1])
 
 
 class DriftHTTPServer(ThreadingHTTPServer):
@@ -314,7 +555,7 @@ class DriftHTTPServer(ThreadingHTTPServer):
     #: Seconds a client has to complete the TLS handshake.
     handshake_timeout = 10.0
 
-    def __init__(self, address: tuple[str, int], service: DriftService,
+    def __init__(self, address: tuple[str, int], service: BaseDriftService,
                  web_config: WebConfig | None = None) -> None:
         self.service = service
         self.web_config = web_config

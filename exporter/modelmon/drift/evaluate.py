@@ -228,19 +228,23 @@ def compute_scores(
                 job.cur.append(cur)
                 job.edges.append(edges)
                 job.tags.append((key, "previous"))
+    results: dict[tuple[SeriesKey, str], dict[str, float]] = {}
     for (numeric, _), job in jobs.items():
         for i, res in _run(job, numeric):
-            key, reference = job.tags[i]
+            results[job.tags[i]] = res
+    # Export in a stable order: by series, then reference, then method order.
+    for key in sorted({k for k, _ in results}, key=lambda k: (k.model, k.model_version, k.kind,
+                                                            k.name)):
+        for reference in ("baseline", "previous"):
+            res = results.get((key, reference))
+            if res is None:
+                continue
             for method in DRIFT_METHODS:
                 v = res.get(method)
                 if v is not None and not math.isnan(v):
                     scores[ScoreKey(key.model, key.model_version, key.kind, key.name, method,
                                     reference)] = v
-    # Export in a stable order: by series, then reference, then method order.
-    rank = {m: i for i, m in enumerate(DRIFT_METHODS)}
-    ordered = dict(sorted(scores.items(), key=lambda kv: (kv[0][:4], kv[0].reference,
-                                                          rank[kv[0].method])))
-    return ordered, samples
+    return scores, samples
 
 
 def _run(job: _Job, numeric: bool) -> Iterable[tuple[int, dict[str, float]]]:
@@ -254,9 +258,10 @@ def _run(job: _Job, numeric: bool) -> Iterable[tuple[int, dict[str, float]]]:
         log.warning("event=drift_scores_failed rows=%d buckets=%d error=%r (retrying row by row)",
                     ref.shape[0], ref.shape[1], str(exc))
     else:
-        cols = {m: np.atleast_1d(np.asarray(v, dtype=np.float64)) for m, v in out.items()}
-        for i in range(ref.shape[0]):
-            yield i, {m: float(a[i]) for m, a in cols.items()}
+        names = list(out)
+        cols = [np.atleast_1d(np.asarray(out[m], dtype=np.float64)).tolist() for m in names]
+        for i, row in enumerate(zip(*cols)):
+            yield i, dict(zip(names, row))
         return
     for i in range(ref.shape[0]):
         key, reference = job.tags[i]

@@ -203,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
             src = QuerySource(PromClient(url), window=args.window, min_samples=0)
             best_q = best_c = best_s = float("inf")
             res = None
-            rss0 = rss_mb()
             for _ in range(repeats):
                 gc.collect()
                 t0 = time.perf_counter()

@@ -88,11 +88,15 @@ class BaselineTable:
             ratios = self.category_ratio.get(mv + (key.name,))  # type: ignore[assignment]
         if ratios is None:
             return None, "no_baseline"
-        if len(ratios) != len(labels) or not all(lab in ratios for lab in labels):
+        if len(ratios) != len(labels):
             return None, "baseline_mismatch"
-        r = np.fromiter((ratios[lab] for lab in labels), dtype=np.float64, count=len(labels))
-        if key.numeric:
-            r = np.maximum(np.diff(r, prepend=0.0), 0.0)  # cumulative -> per bucket
+        try:
+            r = np.array(list(map(ratios.__getitem__, labels)), dtype=np.float64)
+        except KeyError:
+            return None, "baseline_mismatch"
+        if key.numeric:  # cumulative -> per bucket, negatives (float noise) clipped
+            r[1:] -= r[:-1].copy()
+            np.maximum(r, 0.0, out=r)
         if key.family == PREDICTED_CLASS:
             n = CLASS_REFERENCE_SAMPLES
         else:
@@ -189,6 +193,8 @@ def compute_scores(
     samples: dict[SampleKey, float] = {}
     jobs: dict[tuple[bool, int], _Job] = {}
     seen: set[tuple[str, str, str, str]] = set()
+    edge_cache: dict[tuple[float | str, ...], np.ndarray] = {}
+    no_edges = np.zeros(0)
     order = sorted(windows.current, key=lambda k: (k.model, k.model_version, k.kind, k.family,
                                                      k.name))
     for key in order:
@@ -207,8 +213,12 @@ def compute_scores(
         cur = windows.current[key]
         n_cur = float(cur.sum())
         samples[SampleKey(*ident, "baseline")] = n_cur
-        edges = (np.asarray(labels[:-1], dtype=np.float64) if key.numeric
-                 else np.zeros(0))
+        if key.numeric:
+            edges = edge_cache.get(labels)
+            if edges is None:
+                edges = edge_cache[labels] = np.asarray(labels[:-1], dtype=np.float64)
+        else:
+            edges = no_edges
         group = (key.numeric, len(labels))
         if n_cur >= min_samples:
             job = jobs.setdefault(group, _Job())

@@ -17,13 +17,15 @@ query per metric family, window group and window, concurrently with a bound
 * per window ``W`` (replicas summed; the previous window adds ``offset W``)::
 
     sum by (model, model_version, feature, le) (increase(modelmon_feature_value_bucket[W]))
-    count by (model, model_version, feature, le) (increase(modelmon_feature_value_bucket[W]))
+    max by (model, model_version, feature) (count by (model, model_version, feature, le) (increase(modelmon_feature_value_bucket[W])))
+      - min by (model, model_version, feature) (count by (model, model_version, feature, le) (increase(modelmon_feature_value_bucket[W])))
     sum by (model, model_version, output, le) (increase(modelmon_prediction_value_bucket[W]))
-    count by (model, model_version, output, le) (increase(modelmon_prediction_value_bucket[W]))
+    max by (model, model_version, output) (count by (model, model_version, output, le) (increase(modelmon_prediction_value_bucket[W])))
+      - min by (model, model_version, output) (count by (model, model_version, output, le) (increase(modelmon_prediction_value_bucket[W])))
     sum by (model, model_version, feature, category) (increase(modelmon_feature_category_total[W]))
     sum by (model, model_version, class) (increase(modelmon_predicted_class_total[W]))
 
-  The ``count`` queries find histograms whose buckets were summed over
+  The ``max - min`` of ``count`` queries (one series per histogram) find histograms whose buckets were summed over
   different sets of replicas (``partial_buckets``). When models have their own
   window (config file), each distinct window is one group of these queries
   with a ``model=~"..."`` matcher (the default group gets ``model!~"..."``).
@@ -169,12 +171,19 @@ def window_queries(window: float, matcher: str = "", previous: bool = False) -> 
     def inc(metric: str) -> str:
         return f"increase({metric}{sel}{rng})"
 
+    def spread(by: str, metric: str) -> str:
+        # How unequal the replica counts of a histogram's buckets are: 0 when every
+        # bucket was summed over the same replicas. One series per histogram, not
+        # per bucket, so the answer is ~20x smaller than the counts themselves.
+        counts = f"count by (model, model_version, {by}, le) ({inc(metric)})"
+        return (f"max by (model, model_version, {by}) ({counts}) - "
+                f"min by (model, model_version, {by}) ({counts})")
+
     return {
         "feature_value": f"sum by (model, model_version, feature, le) ({inc(_FV_BUCKET)})",
-        "feature_value_replicas": f"count by (model, model_version, feature, le) ({inc(_FV_BUCKET)})",
+        "feature_value_replicas": spread("feature", _FV_BUCKET),
         "prediction_value": f"sum by (model, model_version, output, le) ({inc(_PV_BUCKET)})",
-        "prediction_value_replicas":
-            f"count by (model, model_version, output, le) ({inc(_PV_BUCKET)})",
+        "prediction_value_replicas": spread("output", _PV_BUCKET),
         "feature_category":
             f"sum by (model, model_version, feature, category) ({inc(_CATEGORY)})",
         "predicted_class": f"sum by (model, model_version, class) ({inc(_CLASS)})",
@@ -527,14 +536,11 @@ def _families(vectors: Mapping[str, Vector], prefix: str) -> dict[str, _Family]:
                 fam.bad[key] = "non_finite"
         if numeric:
             replicas = vectors[f"{prefix}/{name}_replicas"]
-            counts: dict[SeriesKey, set[float]] = {}
-            for s in replicas.samples:
-                key = key_of(s.labels)
-                if key is not None:
-                    counts.setdefault(key, set()).add(s.value)
-            for key, ns in counts.items():
-                if len(ns) > 1:
-                    fam.bad.setdefault(key, "partial_buckets")
+            for s in replicas.samples:  # the spread of replica counts over the buckets
+                if s.value != 0:
+                    key = key_of(s.labels)
+                    if key is not None:
+                        fam.bad.setdefault(key, "partial_buckets")
         out[name] = fam
     return out
 

@@ -23,10 +23,12 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "MiddlewareBase",
+    "countable_response",
     "Extractor",
     "JsonPath",
     "PathError",
@@ -373,3 +375,62 @@ def check_max_body(max_body_bytes: int) -> int:
         raise ValueError(f"max_body_bytes: expected a non-negative integer, got "
                          f"{max_body_bytes!r}")
     return max_body_bytes
+
+
+_log = logging.getLogger("modelmon.middleware")
+_IDENTITY = ("", "identity")
+
+
+def _text(v: str | bytes) -> str:
+    return v.decode("latin-1") if isinstance(v, bytes) else v
+
+
+def identity_encoding(value: str | bytes | None) -> bool:
+    """True when a ``Content-Encoding`` value leaves the body readable as is."""
+    return _text(value or "").strip().lower() in _IDENTITY
+
+
+def countable_response(status: int, headers: Iterable[tuple[str | bytes, str | bytes]],
+                       reads_body: bool) -> bool:
+    """Whether a response can be counted: 2xx and, when its body is read, JSON with no
+    content encoding. ``headers`` are ASGI (bytes) or WSGI (str) pairs."""
+    if not 200 <= status < 300:
+        return False
+    if not reads_body:
+        return True
+    ctype: str | bytes = ""
+    for k, v in headers:
+        k = _text(k).lower()
+        if k == "content-type":
+            ctype = v
+        elif k == "content-encoding" and not identity_encoding(v):
+            return False
+    return is_json_media_type(ctype)
+
+
+class MiddlewareBase:
+    """Options shared by :class:`ASGIMiddleware` and :class:`WSGIMiddleware` (see their
+    docstrings for the parameters)."""
+
+    def __init__(
+        self,
+        app: Any,
+        monitor: Any,
+        *,
+        path: str | Sequence[str] = "/predict",
+        methods: str | Sequence[str] = ("POST",),
+        features: str | Callable[[Any], Any] = "features",
+        prediction: str | Callable[[Any], Any] | None = "prediction",
+        probabilities: str | Callable[[Any], Any] | None = None,
+        model: str | None = None,
+        max_body_bytes: int = 8 * 1024 * 1024,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.app = app
+        self.paths = normalise_paths(path)
+        self.methods = normalise_methods(methods)
+        self.extractor = Extractor(monitor, features=features, prediction=prediction,
+                                   probabilities=probabilities, model=model, logger=_log)
+        self.max_body_bytes = check_max_body(max_body_bytes)
+        self.clock = clock
+        self._log = RateLimitedLog(_log)

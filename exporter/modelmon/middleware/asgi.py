@@ -5,23 +5,13 @@ Needs no framework (Starlette and FastAPI apps are plain ASGI apps).
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ._paths import (
-    Extractor,
-    RateLimitedLog,
-    check_max_body,
-    is_json_media_type,
-    normalise_methods,
-    normalise_paths,
-)
+from ._paths import MiddlewareBase, countable_response, identity_encoding
 
 __all__ = ["ASGIMiddleware"]
 
-log = logging.getLogger("modelmon.middleware")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,10 +19,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_IDENTITY = (b"", b"identity")
 
 
-class ASGIMiddleware:
+class ASGIMiddleware(MiddlewareBase):
     """Count the events of a JSON prediction endpoint of an ASGI app.
 
     The request body is copied as the app reads it (it is never read ahead and
@@ -82,29 +71,6 @@ class ASGIMiddleware:
         app.add_middleware(ASGIMiddleware, monitor=mon, path="/predict",
                            features="instances[*]", prediction="predictions[*]")
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        monitor: Any,
-        *,
-        path: str | Sequence[str] = "/predict",
-        methods: str | Sequence[str] = ("POST",),
-        features: str | Callable[[Any], Any] = "features",
-        prediction: str | Callable[[Any], Any] | None = "prediction",
-        probabilities: str | Callable[[Any], Any] | None = None,
-        model: str | None = None,
-        max_body_bytes: int = 8 * 1024 * 1024,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self.app = app
-        self.paths = normalise_paths(path)
-        self.methods = normalise_methods(methods)
-        self.extractor = Extractor(monitor, features=features, prediction=prediction,
-                                   probabilities=probabilities, model=model, logger=log)
-        self.max_body_bytes = check_max_body(max_body_bytes)
-        self.clock = clock
-        self._log = RateLimitedLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope.get("type") != "http" or scope.get("method") not in self.methods
@@ -160,7 +126,7 @@ class _Request:
         self.status = 0
         self.complete = False
         for k, v in scope.get("headers") or ():
-            if k.lower() == b"content-encoding" and v.strip().lower() not in _IDENTITY:
+            if k.lower() == b"content-encoding" and not identity_encoding(v):
                 self.skip = True
 
     def _fail(self, exc: BaseException) -> None:
@@ -209,19 +175,10 @@ class _Request:
         t = message.get("type")
         if t == "http.response.start":
             self.status = int(message.get("status", 0))
-            if not 200 <= self.status < 300:
+            if not countable_response(self.status, message.get("headers") or (),
+                                      self.copy_resp):
                 self.skip = True
                 return
-            if self.copy_resp:
-                ctype = b""
-                for k, v in message.get("headers") or ():
-                    k = k.lower()
-                    if k == b"content-type":
-                        ctype = v
-                    elif k == b"content-encoding" and v.strip().lower() not in _IDENTITY:
-                        self.skip = True
-                if not is_json_media_type(ctype):
-                    self.skip = True
         elif t == "http.response.body":
             if self.copy_resp:
                 body = message.get("body") or b""

@@ -6,30 +6,18 @@ Needs no framework; with Flask: ``app.wsgi_app = WSGIMiddleware(app.wsgi_app, mo
 from __future__ import annotations
 
 import io
-import logging
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._paths import (
-    Extractor,
-    RateLimitedLog,
-    check_max_body,
-    is_json_media_type,
-    normalise_methods,
-    normalise_paths,
-)
+from ._paths import MiddlewareBase, countable_response, identity_encoding
 
 __all__ = ["WSGIMiddleware"]
 
-log = logging.getLogger("modelmon.middleware")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-_IDENTITY = ("", "identity")
 
-
-class WSGIMiddleware:
+class WSGIMiddleware(MiddlewareBase):
     """Count the events of a JSON prediction endpoint of a WSGI app.
 
     The request body (``CONTENT_LENGTH`` bytes, at most ``max_body_bytes``) is
@@ -58,29 +46,6 @@ class WSGIMiddleware:
         app.wsgi_app = WSGIMiddleware(app.wsgi_app, mon, path="/predict",
                                       features="instances[*]", prediction="predictions[*]")
     """
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        monitor: Any,
-        *,
-        path: str | Sequence[str] = "/predict",
-        methods: str | Sequence[str] = ("POST",),
-        features: str | Callable[[Any], Any] = "features",
-        prediction: str | Callable[[Any], Any] | None = "prediction",
-        probabilities: str | Callable[[Any], Any] | None = None,
-        model: str | None = None,
-        max_body_bytes: int = 8 * 1024 * 1024,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self.app = app
-        self.paths = normalise_paths(path)
-        self.methods = normalise_methods(methods)
-        self.extractor = Extractor(monitor, features=features, prediction=prediction,
-                                   probabilities=probabilities, model=model, logger=log)
-        self.max_body_bytes = check_max_body(max_body_bytes)
-        self.clock = clock
-        self._log = RateLimitedLog(log)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -142,7 +107,7 @@ class _Request:
         self.started = False
         self.complete = False
         self.done = False
-        if str(environ.get("HTTP_CONTENT_ENCODING", "")).strip().lower() not in _IDENTITY:
+        if not identity_encoding(str(environ.get("HTTP_CONTENT_ENCODING", ""))):
             self.skip = True
             return
         try:
@@ -171,19 +136,9 @@ class _Request:
             self.resp_chunks = []  # start_response may be called again with exc_info
             self.resp_size = 0
             code = int(str(status).split(None, 1)[0])
-            if not 200 <= code < 300:
+            if not countable_response(code, headers, self.copy_resp):
                 self.skip = True
                 return
-            if self.copy_resp:
-                ctype = ""
-                for k, v in headers:
-                    k = k.lower()
-                    if k == "content-type":
-                        ctype = v
-                    elif k == "content-encoding" and v.strip().lower() not in _IDENTITY:
-                        self.skip = True
-                if not is_json_media_type(ctype):
-                    self.skip = True
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 

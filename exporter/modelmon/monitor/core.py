@@ -106,6 +106,11 @@ class ModelState:
         self.version = baseline.model_version
         self.numeric = {n: _Numeric(s) for n, s in baseline.numeric_features.items()}
         self.categorical = {n: _Categorical(s) for n, s in baseline.categorical_features.items()}
+        # Layout of the numeric features in one flat count vector (_add_numeric_matrix).
+        nums = list(self.numeric.values())
+        self._offsets = np.concatenate(([0], np.cumsum([c.counts.size for c in nums]))).astype(int)
+        self._lo = np.array([c.lo for c in nums], dtype=np.float64)
+        self._hi = np.array([c.hi for c in nums], dtype=np.float64)
         self.feature_names = list(baseline.features)
         self.n_features = len(self.feature_names)
         self.outputs = {n: _Numeric(s) for n, s in baseline.numeric_outputs.items()}
@@ -232,13 +237,7 @@ class ModelState:
         """Fold an ``(n, k)`` matrix of the numeric features (baseline order, NaN =
         missing): one binary search per column, one bincount for all of them."""
         nums = list(self.numeric.values())
-        if getattr(self, "_offsets", None) is None:
-            sizes = [c.counts.size for c in nums]
-            self._offsets = np.concatenate(([0], np.cumsum(sizes)))
-            self._lo = np.array([c.lo for c in nums], dtype=np.float64)
-            self._hi = np.array([c.hi for c in nums], dtype=np.float64)
         offsets = self._offsets
-        n = m.shape[0]
         isnan = np.isnan(m)
         miss = isnan.sum(axis=0)
         parts = []
@@ -260,7 +259,6 @@ class ModelState:
                 self.missing[num.name] += k
                 if num.required:
                     problems.violation(num.name, "missing_required", k)
-        del n
 
     def _ingest_outputs(self, n: int, preds: Sequence[Any], probs: Sequence[Any],
                         problems: _Problems) -> None:

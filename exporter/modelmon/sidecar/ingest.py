@@ -259,8 +259,6 @@ class Ingestor:
         self.pred_categorical = isinstance(pred, CategoricalSummary)
         self.prob_names = list(baseline.probabilities)
         self.prob_set = frozenset(self.prob_names)
-        # schema violations found while decoding, counted with the next batch
-        self._pending: dict[tuple[str, str], int] = {}
         self._typed_batch, self._typed_event = _typed_decoders(baseline)
         # Small clean batches are validated at once but counted in bulk: when
         # FLUSH_AT events are waiting, and before every scrape (a flush hook).
@@ -271,6 +269,10 @@ class Ingestor:
         self._cat_get = _getter(len(self.numeric), len(self.categorical), False)
 
     # -- decoding -----------------------------------------------------------------
+
+    def _too_many(self, n: int) -> RequestError:
+        return RequestError(413, "too_many_events", f"{n} events in one request; the limit is "
+                            f"{self.max_events} (max_events_per_request): split the batch")
 
     def ingest_json(self, body: bytes) -> IngestResult:
         """Count the events of an ``application/json`` body ``{"events": [...]}``.
@@ -287,9 +289,7 @@ class Ingestor:
             pass
         else:
             if len(typed) > self.max_events:
-                raise RequestError(413, "too_many_events",
-                                   f"{len(typed)} events in one request; the limit is "
-                                   f"{self.max_events} (max_events_per_request): split the batch")
+                raise self._too_many(len(typed))
             return self._process(typed, {}, typed=True)
         try:
             events: list[Event | None] = list(_BATCH.decode(body).events)
@@ -303,9 +303,7 @@ class Ingestor:
         except UnicodeDecodeError as exc:
             raise RequestError(400, "malformed_json", _utf8_error(body, exc)) from None
         if len(events) > self.max_events:
-            raise RequestError(413, "too_many_events",
-                               f"{len(events)} events in one request; the limit is "
-                               f"{self.max_events} (max_events_per_request): split the batch")
+            raise self._too_many(len(events))
         return self._process(events, errors)
 
     def _json_slow(self, body: bytes) -> tuple[list[Event | None], dict[int, list[tuple[str, str, str]]]]:
@@ -334,9 +332,7 @@ class Ingestor:
             raise RequestError(400, "invalid_body", f'"events": expected an array of events, got '
                                f"{_kind(doc['events'])}") from None
         if len(raw) > self.max_events:
-            raise RequestError(413, "too_many_events",
-                               f"{len(raw)} events in one request; the limit is "
-                               f"{self.max_events} (max_events_per_request): split the batch")
+            raise self._too_many(len(raw))
         events: list[Event | None] = []
         errors: dict[int, list[tuple[str, str, str]]] = {}
         for i, r in enumerate(raw):
@@ -356,9 +352,6 @@ class Ingestor:
                               "malformed")]
             elif text.endswith("- at `$.features[...]`"):
                 name = _bad_feature(raw)
-                if name is not None and name in self.known:
-                    self._pending[(name, "non_finite")] = (
-                        self._pending.get((name, "non_finite"), 0) + 1)
                 errors[i] = [(f"{where}.features.{name}" if name is not None
                               else f"{where}.features",
                               "number out of range (not finite)", "non_finite")]
@@ -387,15 +380,11 @@ class Ingestor:
             pass
         else:
             if len(typed) > self.max_events:
-                raise RequestError(413, "too_many_events",
-                                   f"{len(typed)} events in one request; the limit is "
-                                   f"{self.max_events} (max_events_per_request): split the batch")
+                raise self._too_many(len(typed))
             return self._process(typed, {}, typed=True)
         lines = [ln for ln in body.split(b"\n") if ln.strip()]
         if len(lines) > self.max_events:
-            raise RequestError(413, "too_many_events",
-                               f"{len(lines)} events in one request; the limit is "
-                               f"{self.max_events} (max_events_per_request): split the batch")
+            raise self._too_many(len(lines))
         try:
             return self._process(list(_EVENT.decode_lines(b"\n".join(lines))), {})
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError):
@@ -417,8 +406,12 @@ class Ingestor:
             evs = events  # type: ignore[assignment]
         bad: dict[int, list[tuple[str, str, str]]] = {}  # position in evs -> problems
         warnings: list[tuple[int, str, str]] = []
-        violations: dict[tuple[str, str], int] = self._pending
-        self._pending = {}
+        violations: dict[tuple[str, str], int] = {}
+        for entries in errors.values():  # out-of-range feature values found while decoding
+            for f, _msg, reason in entries:
+                name = f.partition(".features.")[2]
+                if reason == "non_finite" and name in self.known:
+                    violations[(name, reason)] = violations.get((name, reason), 0) + 1
         feats = [e.features for e in evs]
         n = len(evs)
         if typed:

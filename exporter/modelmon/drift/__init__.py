@@ -16,9 +16,9 @@ from .collector import DriftCollector
 from .config import parse_duration, parse_listen
 from .evaluate import DriftResults, SampleKey, ScoreKey
 from .exposition import SeriesKey, parse_exposition
-from .scrape import WindowStore, Windows
 from .promql import PromClient, QueryError, QueryOptions
 from .query import ModelSettings, QuerySource
+from .scrape import Windows, WindowStore
 from .service import BaseDriftService, DriftHTTPServer, DriftQueryService, DriftService
 
 __all__ = [

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import cast
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ..catalogue import HistogramFamily, by_name
+from ..catalogue import (
+    DRIFT_QUERY_ERROR_REASONS,
+    DRIFT_SKIP_REASONS,
+    HistogramFamily,
+    by_name,
+)
 from .evaluate import DriftResults
 
 __all__ = ["DriftCollector", "DURATION_BUCKETS", "DURATION_LES"]
@@ -28,6 +37,8 @@ _SUCCESS_TS = by_name("modelmon_drift_last_success_timestamp_seconds")
 _DURATION = by_name("modelmon_drift_evaluation_duration_seconds")
 _EVALS = by_name("modelmon_drift_evaluations_total")
 _UP = by_name("modelmon_drift_source_up")
+_SKIPPED = by_name("modelmon_drift_skipped_total")
+_QUERY_ERRORS = by_name("modelmon_drift_query_errors_total")
 
 
 class DriftCollector(Collector):
@@ -56,6 +67,7 @@ class DriftCollector(Collector):
             duration.add([], DURATION_LES, [0.0] * len(DURATION_LES), 0.0)
             yield evals
             yield duration
+            yield from _reason_families(None)
             return
         score = cast(GaugeMetricFamily, _SCORE.family())
         pred = cast(GaugeMetricFamily, _PRED_SCORE.family())
@@ -84,3 +96,17 @@ class DriftCollector(Collector):
             fams.append(ok_ts)
         fams += [duration, evals]
         yield from (f for f in fams if f.samples)
+        yield from _reason_families(res)
+
+
+def _reason_families(res: DriftResults | None) -> list[Metric]:
+    """``modelmon_drift_skipped_total`` and ``modelmon_drift_query_errors_total``, one sample
+    per reason of their bounded sets, at 0 until something happens (so ``rate()`` sees the
+    first one)."""
+    skipped = cast(CounterMetricFamily, _SKIPPED.family())
+    errors = cast(CounterMetricFamily, _QUERY_ERRORS.family())
+    for reason in DRIFT_SKIP_REASONS:
+        skipped.add_metric([reason], float(res.skipped.get(reason, 0)) if res else 0.0)
+    for reason in DRIFT_QUERY_ERROR_REASONS:
+        errors.add_metric([reason], float(res.query_errors.get(reason, 0)) if res else 0.0)
+    return [skipped, errors]

@@ -63,7 +63,13 @@ from ..baseline import Baseline, CategoricalSummary
 from ..catalogue import DRIFT_METHODS, by_name
 from ..monitor.collector import le_labels
 from .evaluate import BaselineTable, SampleKey, ScoreKey, compute_scores
+from .exposition import _BASELINE_SAMPLES as _SAMPLES  # the names scrape mode parses
 from .exposition import (
+    _BUCKET_RATIO,
+    _CATEGORY_RATIO,
+    _CLASS_RATIO,
+    _FV_BUCKET,
+    _PV_BUCKET,
     FEATURE_CATEGORY,
     FEATURE_VALUE,
     PREDICTED_CLASS,
@@ -71,6 +77,8 @@ from .exposition import (
     PREDICTION_VALUE,
     SeriesKey,
 )
+from .exposition import _FEATURE_CATEGORY as _CATEGORY
+from .exposition import _PREDICTED_CLASS as _CLASS
 from .promql import PromClient, QueryError, Vector
 from .scrape import Windows
 
@@ -94,14 +102,6 @@ DEFAULT_CONCURRENCY = 4
 MONOTONIC_RTOL = 1e-9
 
 _INFO = by_name("modelmon_model_info").name
-_FV_BUCKET = by_name("modelmon_feature_value").name + "_bucket"
-_PV_BUCKET = by_name("modelmon_prediction_value").name + "_bucket"
-_CATEGORY = by_name("modelmon_feature_category_total").name
-_CLASS = by_name("modelmon_predicted_class_total").name
-_BUCKET_RATIO = by_name("modelmon_baseline_bucket_ratio").name
-_CATEGORY_RATIO = by_name("modelmon_baseline_category_ratio").name
-_CLASS_RATIO = by_name("modelmon_baseline_class_ratio").name
-_SAMPLES = by_name("modelmon_baseline_samples").name
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,11 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import math
 import socket
 import ssl
 import sys
 import threading
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -60,7 +60,6 @@ from ..webconfig import (
     unauthorized_message,
 )
 from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector
-from .counters import ResultsCollector
 from .evaluate import BaselineTable, DriftResults, compute_scores
 from .exposition import Exposition, SeriesKey
 from .promql import PromClient, QueryOptions
@@ -89,11 +88,9 @@ class BaseDriftService:
         self.interval = float(interval)
         self.clock = clock
         self.registry = registry if registry is not None else CollectorRegistry()
-        #: Renders the latest results' scores and self-monitoring (kept for callers
-        #: that collect it directly; the registry holds a :class:`ResultsCollector`,
-        #: which adds the by-reason counters from the same results object).
+        #: Renders the latest results (scores, self-monitoring, by-reason counters).
         self.collector = DriftCollector(lambda: self._latest)
-        self.registry.register(ResultsCollector(lambda: self._latest))
+        self.registry.register(self.collector)
 
         self._latest: DriftResults | None = None
         self._eval_lock = threading.Lock()

@@ -51,17 +51,12 @@ from modelmon.drift import DriftQueryService, ModelSettings, ScoreKey
 from modelmon.monitor.collector import le_labels
 from modelmon.stats import bucket_counts, drift_scores
 
-from tests.conftest import Prometheus, require_binary
+from tests.conftest import Prometheus, VictoriaMetrics, require_binary
 from tests.sidecar.conftest import PURPOSES, Live, start_sidecar
-
-try:  # added to tests/conftest.py alongside this suite
-    from tests.conftest import VictoriaMetrics
-except ImportError:  # pragma: no cover
-    VictoriaMetrics = None  # type: ignore[assignment,misc]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STORES = ["prometheus"] + (["victoria-metrics"] if VictoriaMetrics is not None else [])
+STORES = ["prometheus", "victoria-metrics"]
 #: The window of the fleet scenario, in seconds.
 W = 20
 #: Methods that depend on proportions only (not on the sample sizes).
@@ -74,59 +69,10 @@ MAIN = 300
 # --------------------------------------------------------------------------- stores
 
 
-class RestartablePrometheus(Prometheus):
-    """:class:`Prometheus` that can be stopped and started again on the same port and data."""
-
-    def __init__(self, binary: str, workdir: Path, targets: list[str]) -> None:
-        self.binary = binary
-        self.work = Path(workdir)
-        super().__init__(binary, workdir, targets)
-
-    def kill(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.log.close()
-
-    def start_again(self) -> None:
-        import subprocess
-
-        self.log = open(self.work / "prometheus.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [self.binary, f"--config.file={self.work / 'prometheus.yml'}",
-             f"--storage.tsdb.path={self.work / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
-             "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if self.http.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("prometheus did not start again")
-
-
 def make_store(kind: str, workdir: Path, targets: list[str]) -> Any:
     if kind == "prometheus":
-        return RestartablePrometheus(require_binary("prometheus"), workdir, targets)
-    assert VictoriaMetrics is not None
+        return Prometheus(require_binary("prometheus"), workdir, targets)
     return VictoriaMetrics(require_binary("victoria-metrics"), workdir, targets)
-
-
-def kill_store(store: Any) -> None:
-    if isinstance(store, RestartablePrometheus):
-        store.kill()
-    else:
-        store._terminate()  # VictoriaMetrics: stop, keeping the port and data directory
-
-
-def start_store_again(store: Any) -> None:
-    if isinstance(store, RestartablePrometheus):
-        store.start_again()
-    else:
-        store._start()
 
 
 def query_at(store: Any, expr: str, t: float) -> list[dict[str, Any]]:
@@ -625,7 +571,7 @@ def test_store_outage_is_reported_survived_and_recovered(kind: str, tmp_path: Pa
         good = svc.latest
         assert good is not None
 
-        kill_store(store)
+        store.kill()  # keeps the port and the data directory
         wait_until(lambda: svc.latest is not None and not svc.latest.all_sources_up,
                    what="source_up 0")
         down1 = svc.latest
@@ -648,7 +594,7 @@ def test_store_outage_is_reported_survived_and_recovered(kind: str, tmp_path: Pa
         assert 'modelmon_drift_query_errors_total{reason="connection"}' in text
         assert 'modelmon_drift_score{feature="age",method="psi"' in text
 
-        start_store_again(store)
+        store.start()
         post(lv, "loan", loan_events(rng, 200))
         wait_until(lambda: svc.latest.all_sources_up  # type: ignore[union-attr]
                    and svc.latest.last_success_timestamp > down2.last_success_timestamp,

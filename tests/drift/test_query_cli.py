@@ -182,7 +182,7 @@ def test_query_mode_defaults():
     assert (cfg.window, cfg.interval, cfg.min_samples) == (3600.0, 60.0, 100)
     assert QUERY_DEFAULTS["window"] == "1h" and QUERY_DEFAULTS["interval"] == "1m"
     assert cfg.query_options == QueryOptions(timeout=30.0)
-    assert (cfg.concurrency, cfg.evaluation_delay) == (4, 10.0)
+    assert (cfg.concurrency, cfg.evaluation_delay, cfg.baseline_refresh) == (4, 10.0, 900.0)
     assert cfg.methods == DRIFT_METHODS and cfg.models == {} and cfg.baselines == ()
     # scrape mode keeps its own defaults
     cfg = resolve(parse("--scrape", "http://a/metrics"), {})
@@ -195,7 +195,8 @@ def test_query_mode_settings_from_the_environment_and_flags_win(tmp_path):
            "MODELMON_MIN_SAMPLES": "500", "MODELMON_PROMETHEUS_TIMEOUT": "5s",
            "MODELMON_PROMETHEUS_HEADER": "X-Scope-OrgID: team-a\nX-Extra:  yes ",
            "MODELMON_PROMETHEUS_BEARER_TOKEN_FILE": token,
-           "MODELMON_PROMETHEUS_CONCURRENCY": "2", "MODELMON_EVALUATION_DELAY": "0"}
+           "MODELMON_PROMETHEUS_CONCURRENCY": "2", "MODELMON_EVALUATION_DELAY": "0",
+           "MODELMON_BASELINE_REFRESH": "0s"}
     cfg = resolve(parse(), env)
     assert cfg.prometheus_url == URL
     assert (cfg.window, cfg.interval, cfg.min_samples) == (7200.0, 30.0, 500)
@@ -203,16 +204,19 @@ def test_query_mode_settings_from_the_environment_and_flags_win(tmp_path):
     assert opts is not None
     assert opts.headers == (("X-Scope-OrgID", "team-a"), ("X-Extra", "yes"))
     assert (opts.bearer_token_file, opts.timeout) == (token, 5.0)
-    assert (cfg.concurrency, cfg.evaluation_delay) == (2, 0.0)
+    assert (cfg.concurrency, cfg.evaluation_delay, cfg.baseline_refresh) == (2, 0.0, 0.0)
 
     cfg = resolve(parse("--prometheus-url", "http://other:9090", "--window", "10m",
                         "--prometheus.header", "X-Scope-OrgID: team-b",
-                        "--prometheus.timeout", "1m", "--evaluation-delay", "30s"), env)
+                        "--prometheus.timeout", "1m", "--evaluation-delay", "30s",
+                        "--baseline-refresh", "1h"), env)
     assert cfg.prometheus_url == "http://other:9090"
     assert cfg.window == 600.0
     assert cfg.query_options.headers == (("X-Scope-OrgID", "team-b"),)  # type: ignore[union-attr]
     assert cfg.query_options.timeout == 30.0  # type: ignore[union-attr]  # capped at --interval
     assert cfg.evaluation_delay == 30.0
+    assert cfg.baseline_refresh == 3600.0
+    assert build_service(cfg).source.baseline_refresh == 3600.0
 
 
 @pytest.mark.parametrize("argv, env, message", [
@@ -241,6 +245,10 @@ def test_query_mode_settings_from_the_environment_and_flags_win(tmp_path):
      "--prometheus.concurrency: expected a whole number >= 1"),
     (("--prometheus-url", URL, "--evaluation-delay=-1s"), {},
      "--evaluation-delay: invalid duration"),
+    (("--prometheus-url", URL, "--baseline-refresh", "often"), {},
+     "--baseline-refresh: invalid duration 'often'"),
+    (("--scrape", "http://a/m", "--baseline-refresh", "1m"), {},
+     "--baseline-refresh: only used in query mode"),
     (("--prometheus-url", URL, "--prometheus.header", "X-Ok: 1", "--prometheus.header", "bad"),
      {}, "--prometheus.header (#2): expected 'Name: value'"),
     (("--prometheus-url", URL, "--prometheus.header", "Bad Name: 1"), {},

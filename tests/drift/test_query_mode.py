@@ -454,6 +454,23 @@ def test_rolling_deploy_versions_are_scored_separately_against_their_own_baselin
         assert len(win.labels[key]) == len(b.features["age"].edges) + 1
 
 
+def test_baselines_are_read_again_only_when_they_may_have_changed(fleet: Fleet) -> None:
+    src = fleet.service().source
+    cold = src.evaluate(fleet.t)
+    assert cold.baseline_read and cold.queries == len(src.queries()) == 17
+    warm = src.evaluate(fleet.t)  # the baseline gauges are not asked for again
+    assert not warm.baseline_read and warm.queries == 13
+    assert list(warm.scores.items()) == list(cold.scores.items())
+    assert dict(warm.samples) == dict(cold.samples) and len(warm.scores) > 50
+    # an evaluation time outside [read, read + refresh) reads them again
+    short = fleet.service(baseline_refresh=5).source
+    assert [short.evaluate(fleet.t - dt).baseline_read for dt in (6, 3, 1, 0.5, 7)] == [
+        True, False, True, False, True]
+    # refresh 0: every evaluation reads them
+    always = fleet.service(baseline_refresh=0).source
+    assert all(always.evaluate(fleet.t).baseline_read for _ in range(2))
+
+
 def test_ha_exporters_at_the_same_evaluation_time_export_identical_values(fleet: Fleet) -> None:
     # two replicas of the exporter whose clocks differ: both round down to the same t
     a = fleet.service(clock=lambda: fleet.t + 0.2)
@@ -714,6 +731,53 @@ def test_unusable_series_are_skipped_and_counted_by_reason(kind: str, tmp_path: 
         store.stop()
         for tg in targets:
             tg.close()
+
+
+def _versions_exposition(versions: list[str], count: float) -> str:
+    lines = []
+    for v in versions:
+        lines.append(f'modelmon_model_info{{model="a",model_version="{v}",baseline_id="id{v}"}} 1')
+        for le, r, c in (("1", 0.4, 0.4), ("+Inf", 1.0, 1.0)):
+            lab = f'model="a",model_version="{v}",feature="x",le="{le}"'
+            lines.append(f"modelmon_baseline_bucket_ratio{{{lab}}} {r}")
+            lines.append(f"modelmon_feature_value_bucket{{{lab}}} {c * count}")
+        lines.append(f'modelmon_baseline_samples{{model="a",model_version="{v}",feature="x"}} 500')
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_a_new_version_makes_the_exporter_read_the_baselines_again(kind: str,
+                                                                    tmp_path: Path) -> None:
+    tg = Target()
+    tg.body = _versions_exposition(["1"], 0)
+    store = make_store(kind, tmp_path / kind, [tg.target])
+    try:
+        store.wait_for('count(modelmon_feature_value_bucket{model="a"})',
+                       lambda r: r and float(r[0]["value"][1]) == 2)
+        time.sleep(1.5)
+        tg.body = _versions_exposition(["1"], 100)
+        store.wait_for('sum(modelmon_feature_value_bucket{le="+Inf"})',
+                       lambda r: r and float(r[0]["value"][1]) == 100)
+        time.sleep(1.5)
+        svc = DriftQueryService(store.url, window=60, interval=1, min_samples=1)
+        first = svc.evaluate_once(at=time.time() - 0.5)
+        second = svc.evaluate_once(at=time.time() - 0.5)
+        assert (first.info["baseline_read"], first.info["queries"]) == (True, 17)
+        assert (second.info["baseline_read"], second.info["queries"]) == (False, 13)
+        assert dict(second.skipped) == {} and second.score("a", "x") is not None
+        # a rolling deploy starts: version 2 and its baseline appear
+        tg.body = _versions_exposition(["1", "2"], 100)
+        store.wait_for('count(modelmon_model_info{model="a"})',
+                       lambda r: r and float(r[0]["value"][1]) == 2)
+        time.sleep(1.5)
+        third = svc.evaluate_once(at=time.time() - 0.5)
+        assert (third.info["baseline_read"], third.info["queries"]) == (True, 17)
+        assert set(third.info["models"]) == {("a", "1"), ("a", "2")}  # type: ignore[arg-type]
+        assert dict(third.skipped) == {}  # version 2 found its baseline at once
+        assert ("a", "2", "feature", "x", "baseline") in third.samples
+    finally:
+        store.stop()
+        tg.close()
 
 
 @pytest.mark.parametrize("kind", STORES)

@@ -40,7 +40,7 @@ from ..catalogue import DRIFT_METHODS
 from ..webconfig import WebConfig, WebConfigError, load_web_config
 from .config import format_duration, parse_duration, parse_listen
 from .promql import QueryOptions, options_summary, parse_header, source_label
-from .query import DEFAULT_CONCURRENCY, ModelSettings
+from .query import BASELINE_REFRESH_SECONDS, DEFAULT_CONCURRENCY, ModelSettings
 
 if TYPE_CHECKING:
     from .service import BaseDriftService
@@ -65,6 +65,7 @@ QUERY_DEFAULTS = {
     "prometheus_timeout": "30s",
     "prometheus_concurrency": str(DEFAULT_CONCURRENCY),
     "evaluation_delay": "10s",
+    "baseline_refresh": "15m",
 }
 #: Keys of a model in the --config file.
 MODEL_KEYS = ("window", "min_samples", "methods")
@@ -93,6 +94,7 @@ class DriftConfig:
     baselines: tuple[Baseline, ...] = ()
     concurrency: int = DEFAULT_CONCURRENCY
     evaluation_delay: float = 0.0
+    baseline_refresh: float = BASELINE_REFRESH_SECONDS
     config_file: str | None = None
 
     @property
@@ -199,6 +201,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"the store has ingested the newest scrapes and HA replicas evaluate at "
                         f"the same time (default {QUERY_DEFAULTS['evaluation_delay']}; env "
                         "MODELMON_EVALUATION_DELAY)")
+    q.add_argument("--baseline-refresh", dest="baseline_refresh", metavar="DURATION",
+                   default=None,
+                   help="read the baseline gauges again at least this often; between reads "
+                        "they are read only when modelmon_model_info shows a new model, version "
+                        "or baseline id (default "
+                        f"{QUERY_DEFAULTS['baseline_refresh']}; 0s reads them at every "
+                        "evaluation; env MODELMON_BASELINE_REFRESH)")
 
 
 #: Flag spelling of the settings whose flag is not ``--`` + attr with dashes.
@@ -212,7 +221,7 @@ _FLAGS = {
         "prometheus_concurrency")},
 }
 #: Settings of query mode only (refused in scrape mode).
-_QUERY_ONLY = ("drift_config", "baseline", "evaluation_delay") + tuple(
+_QUERY_ONLY = ("drift_config", "baseline", "evaluation_delay", "baseline_refresh") + tuple(
     a for a in _FLAGS if a.startswith("prometheus_"))
 
 
@@ -379,6 +388,7 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
     timeout = _duration(args, env, "prometheus_timeout", d)
     concurrency = _whole(args, env, "prometheus_concurrency", d, 1)
     delay = _duration(args, env, "evaluation_delay", d, zero_ok=True)
+    refresh = _duration(args, env, "baseline_refresh", d, zero_ok=True)
 
     # headers
     headers: list[tuple[str, str]] = []
@@ -492,7 +502,7 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
                        host=host, port=port, timeout=options.timeout, web_config=web_config,
                        prometheus_url=url, query_options=options, methods=methods,
                        models=models, baselines=tuple(baselines), concurrency=concurrency,
-                       evaluation_delay=delay, config_file=cfg_path)
+                       evaluation_delay=delay, baseline_refresh=refresh, config_file=cfg_path)
 
 
 def load_config_file(path: str) -> tuple[tuple[str, ...], dict[str, ModelSettings]]:
@@ -592,7 +602,7 @@ def build_service(cfg: DriftConfig, **kwargs: Any) -> "BaseDriftService":
         cfg.prometheus_url, window=cfg.window, interval=cfg.interval,
         min_samples=cfg.min_samples, methods=cfg.methods, models=cfg.models,
         baselines=cfg.baselines, options=cfg.query_options, concurrency=cfg.concurrency,
-        evaluation_delay=cfg.evaluation_delay, **kwargs)
+        evaluation_delay=cfg.evaluation_delay, baseline_refresh=cfg.baseline_refresh, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -640,12 +650,14 @@ def run(args: argparse.Namespace) -> int:
         windows = sorted({cfg.window} | {m.window for m in cfg.models.values()
                                          if m.window is not None})
         log.info("event=started mode=query listen=%s:%d source=%s window=%s interval=%s "
-                 "min_samples=%d models_configured=%d baselines=%d evaluation_delay=%s %s "
+                 "min_samples=%d models_configured=%d baselines=%d evaluation_delay=%s "
+                 "baseline_refresh=%s %s "
                  "tls=%s basic_auth=%s",
                  host, port, source_label(cfg.prometheus_url),
                  ",".join(format_duration(w) for w in windows), format_duration(cfg.interval),
                  cfg.min_samples, len(cfg.models), len(cfg.baselines),
-                 format_duration(cfg.evaluation_delay) if cfg.evaluation_delay else "0s", store,
+                 format_duration(cfg.evaluation_delay) if cfg.evaluation_delay else "0s",
+                 format_duration(cfg.baseline_refresh) if cfg.baseline_refresh else "0s", store,
                  "on" if wc is not None and wc.tls is not None else "off",
                  "on" if wc is not None and wc.users else "off")
     try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Container, Iterable, Mapping
+import threading
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
@@ -24,6 +25,11 @@ from .scrape import Windows
 __all__ = [
     "BaselineTable",
     "DriftResults",
+    "ScoreBlock",
+    "ScoreSet",
+    "EMPTY_SCORES",
+    "Rows",
+    "score_rows",
     "ScoreKey",
     "SampleKey",
     "compute_scores",
@@ -104,22 +110,101 @@ class BaselineTable:
         return r * n, ""
 
 
+class ScoreBlock(NamedTuple):
+    """Scores of one vectorised group against one reference, as columns.
+
+    ``values[i, j]`` is method ``DRIFT_METHODS[j]`` of the series ``idents[i]``
+    (``(model, model_version, kind, name)``), NaN where it was not computed
+    (below ``min_samples``, a method the model does not use, or one that does
+    not apply to categories). ``samples[i]`` is the sample count behind the
+    comparison (the current window's against the baseline, the previous
+    window's against the previous window), NaN where there is none.
+    """
+
+    idents: tuple[tuple[str, str, str, str], ...]
+    reference: str
+    values: np.ndarray
+    samples: np.ndarray
+
+
+class ScoreSet:
+    """The scores of one evaluation: immutable columns, and mapping views made on first use.
+
+    The exporter renders the columns (:attr:`blocks`) directly; :attr:`scores`
+    and :attr:`samples` are the same numbers keyed by :class:`ScoreKey` and
+    :class:`SampleKey` in a stable order (series, reference, method), for the
+    API and tests.
+    """
+
+    def __init__(self, blocks: Iterable[ScoreBlock] = ()) -> None:
+        self.blocks: tuple[ScoreBlock, ...] = tuple(blocks)
+        self._lock = threading.Lock()
+        self._scores: Mapping[ScoreKey, float] | None = None
+        self._samples: Mapping[SampleKey, float] | None = None
+        self._order: tuple[np.ndarray, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"ScoreSet({sum(len(b.idents) for b in self.blocks)} rows in {len(self.blocks)} blocks)"
+
+    def order(self) -> tuple[np.ndarray, ...]:
+        """Per block, the row order that sorts its idents (computed once)."""
+        with self._lock:
+            if self._order is None:
+                self._order = tuple(
+                    np.array(sorted(range(len(b.idents)), key=b.idents.__getitem__), dtype=np.intp)
+                    for b in self.blocks)
+            return self._order
+
+    @property
+    def scores(self) -> Mapping[ScoreKey, float]:
+        with self._lock:
+            if self._scores is None:
+                rank = {"baseline": 0, "previous": 1}
+                items: list[tuple[ScoreKey, float]] = []
+                for b in self.blocks:
+                    for ident, row in zip(b.idents, b.values.tolist()):
+                        for method, v in zip(DRIFT_METHODS, row):
+                            if v == v:  # not NaN
+                                items.append((ScoreKey(*ident, method, b.reference), v))
+                mrank = {m: i for i, m in enumerate(DRIFT_METHODS)}
+                items.sort(key=lambda kv: (kv[0][:4], rank.get(kv[0].reference, 2),
+                                           mrank[kv[0].method]))
+                self._scores = MappingProxyType(dict(items))
+            return self._scores
+
+    @property
+    def samples(self) -> Mapping[SampleKey, float]:
+        with self._lock:
+            if self._samples is None:
+                out: dict[SampleKey, float] = {}
+                for b in self.blocks:
+                    for ident, n in zip(b.idents, b.samples.tolist()):
+                        if n == n:
+                            out[SampleKey(*ident, b.reference)] = n
+                self._samples = MappingProxyType(dict(sorted(out.items())))
+            return self._samples
+
+
+#: No scores (before the first evaluation, or when every series was skipped).
+EMPTY_SCORES = ScoreSet()
+
+
 @dataclass(frozen=True)
 class DriftResults:
     """One evaluation, immutable; the service swaps in a new one per evaluation.
 
-    ``scores[(model, model_version, kind, name, method, reference)]`` is a
-    drift score (``kind`` ``"feature"`` or ``"output"``; for the predicted
-    class distribution ``name`` is ``"predicted_class"``); NaN scores are
-    left out. ``samples[(model, model_version, kind, name, reference)]`` is
-    the sample count behind a comparison: the current window's for
-    ``reference="baseline"``, the previous window's for ``"previous"``
-    (present whether or not ``min_samples`` was reached).
+    ``scored`` holds the scores as columns; ``scores[(model, model_version,
+    kind, name, method, reference)]`` is a drift score (``kind`` ``"feature"``
+    or ``"output"``; for the predicted class distribution ``name`` is
+    ``"predicted_class"``); NaN scores are left out. ``samples[(model,
+    model_version, kind, name, reference)]`` is the sample count behind a
+    comparison: the current window's for ``reference="baseline"``, the
+    previous window's for ``"previous"`` (present whether or not
+    ``min_samples`` was reached).
     """
 
     timestamp: float
-    scores: Mapping[ScoreKey, float]
-    samples: Mapping[SampleKey, float]
+    scored: ScoreSet
     sources_up: Mapping[str, bool]
     source_errors: Mapping[str, str]
     last_success_timestamp: float | None
@@ -139,6 +224,14 @@ class DriftResults:
     query_errors: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
+    def scores(self) -> Mapping[ScoreKey, float]:
+        return self.scored.scores
+
+    @property
+    def samples(self) -> Mapping[SampleKey, float]:
+        return self.scored.samples
+
+    @property
     def all_sources_up(self) -> bool:
         return all(self.sources_up.values())
 
@@ -148,11 +241,17 @@ class DriftResults:
 
         ``model_version=None`` matches the only version of the model present.
         """
-        for k, v in self.scores.items():
-            if (k.model == model and k.name == name and k.method == method
-                    and k.reference == reference and k.kind == kind
-                    and (model_version is None or k.model_version == model_version)):
-                return v
+        j = DRIFT_METHODS.index(method) if method in DRIFT_METHODS else -1
+        if j < 0:
+            return None
+        for b in self.scored.blocks:
+            if b.reference != reference:
+                continue
+            for i, (m, v, k, n) in enumerate(b.idents):
+                if (m == model and n == name and k == kind
+                        and (model_version is None or v == model_version)):
+                    x = float(b.values[i, j])
+                    return None if math.isnan(x) else x
         return None
 
     def table(self, reference: str = "baseline") -> dict[tuple[str, str, str, str], dict[str, float]]:
@@ -164,14 +263,9 @@ class DriftResults:
         return out
 
 
-class _Job:
-    __slots__ = ("ref", "cur", "edges", "tags")
-
-    def __init__(self) -> None:
-        self.ref: list[np.ndarray] = []
-        self.cur: list[np.ndarray] = []
-        self.edges: list[np.ndarray] = []
-        self.tags: list[tuple[SeriesKey, str]] = []
+def ident_of(key: SeriesKey) -> tuple[str, str, str, str]:
+    """``(model, model_version, kind, name)``: what a score is exported under."""
+    return (key.model, key.model_version, key.kind, key.name)
 
 
 def compute_scores(
@@ -180,26 +274,24 @@ def compute_scores(
     min_samples: int,
     on_skip: Callable[[SeriesKey, str], None] | None = None,
     previous_invalid: Container[SeriesKey] = frozenset(),
-) -> tuple[dict[ScoreKey, float], dict[SampleKey, float]]:
-    """Scores and sample counts of every series in ``windows``.
+) -> ScoreSet:
+    """Scores and sample counts of every series in ``windows`` (scrape mode).
 
     A series without a usable baseline (none read, or buckets/categories that
     differ from the live ones) is skipped entirely and reported through
     ``on_skip(key, reason)``. For a series in ``previous_invalid`` (its
     previous-window counts could not be used; the caller reports why) only the
-    comparison with the baseline is made.
+    comparison with the baseline is made. The statistics are :func:`score_rows`.
     """
-    scores: dict[ScoreKey, float] = {}
-    samples: dict[SampleKey, float] = {}
-    jobs: dict[tuple[bool, int], _Job] = {}
+    groups: dict[tuple[bool, int], list[tuple[SeriesKey, np.ndarray, np.ndarray, np.ndarray | None,
+                                              bool]]] = {}
     seen: set[tuple[str, str, str, str]] = set()
-    edge_cache: dict[tuple[float | str, ...], np.ndarray] = {}
-    no_edges = np.zeros(0)
     order = sorted(windows.current, key=lambda k: (k.model, k.model_version, k.kind, k.family,
                                                      k.name))
+    has_previous = windows.previous is not None
     for key in order:
         labels = windows.labels[key]
-        ident = (key.model, key.model_version, key.kind, key.name)
+        ident = ident_of(key)
         if ident in seen:
             if on_skip:
                 on_skip(key, "duplicate_name")
@@ -210,76 +302,149 @@ def compute_scores(
                 on_skip(key, reason)
             continue
         seen.add(ident)
-        cur = windows.current[key]
-        n_cur = float(cur.sum())
-        samples[SampleKey(*ident, "baseline")] = n_cur
-        if key.numeric:
-            edges = edge_cache.get(labels)
-            if edges is None:
-                edges = edge_cache[labels] = np.asarray(labels[:-1], dtype=np.float64)
-        else:
-            edges = no_edges
-        group = (key.numeric, len(labels))
-        if n_cur >= min_samples:
-            job = jobs.setdefault(group, _Job())
-            job.ref.append(ref)
-            job.cur.append(cur)
-            job.edges.append(edges)
-            job.tags.append((key, "baseline"))
+        prev: np.ndarray | None = None
+        prev_ok = False
         if windows.previous is not None and key not in previous_invalid:
             prev = windows.previous.get(key)
             if prev is None:
                 prev = np.zeros(len(labels))
-            n_prev = float(prev.sum())
-            samples[SampleKey(*ident, "previous")] = n_prev
-            if n_cur >= min_samples and n_prev >= min_samples:
-                job = jobs.setdefault(group, _Job())
-                job.ref.append(prev)
-                job.cur.append(cur)
-                job.edges.append(edges)
-                job.tags.append((key, "previous"))
-    results: dict[tuple[SeriesKey, str], dict[str, float]] = {}
-    for (numeric, _), job in jobs.items():
-        for i, res in _run(job, numeric):
-            results[job.tags[i]] = res
-    # Export in a stable order: by series, then reference, then method order.
-    for key in sorted({k for k, _ in results}, key=lambda k: (k.model, k.model_version, k.kind,
-                                                            k.name)):
-        for reference in ("baseline", "previous"):
-            res = results.get((key, reference))
-            if res is None:
-                continue
-            for method in DRIFT_METHODS:
-                v = res.get(method)
-                if v is not None and not math.isnan(v):
-                    scores[ScoreKey(key.model, key.model_version, key.kind, key.name, method,
-                                    reference)] = v
-    return scores, samples
+            prev_ok = True
+        groups.setdefault((key.numeric, len(labels)), []).append(
+            (key, windows.current[key], ref, prev, prev_ok))
+    rows: list[Rows] = []
+    edge_cache: dict[tuple[float | str, ...], np.ndarray] = {}
+    for (numeric, k), items in groups.items():
+        keys = [it[0] for it in items]
+        edges = None
+        if numeric:
+            edge_rows = []
+            for key in keys:
+                labels = windows.labels[key]
+                e = edge_cache.get(labels)
+                if e is None:
+                    e = edge_cache[labels] = np.asarray(labels[:-1], dtype=np.float64)
+                edge_rows.append(e)
+            edges = np.stack(edge_rows)
+        zeros = np.zeros(k)
+        rows.append(Rows(
+            idents=[ident_of(key) for key in keys],
+            current=np.stack([it[1] for it in items]),
+            reference=np.stack([it[2] for it in items]),
+            edges=edges,
+            previous=(np.stack([it[3] if it[3] is not None else zeros for it in items])
+                      if has_previous else None),
+            previous_ok=np.array([it[4] for it in items], dtype=bool) if has_previous else None,
+            min_samples=min_samples,
+        ))
+    return score_rows(rows)
 
 
-def _run(job: _Job, numeric: bool) -> Iterable[tuple[int, dict[str, float]]]:
-    """One ``drift_scores`` call for the whole group; row by row if that call fails."""
-    ref = np.stack(job.ref)
-    cur = np.stack(job.cur)
-    edges = np.stack(job.edges) if numeric else None
+class Rows(NamedTuple):
+    """Comparisons of ``n`` series that share a bucket count ``k`` (one vectorised group).
+
+    ``idents[i]`` names row ``i`` as it is exported.
+    ``current`` and ``reference`` (baseline counts) are ``(n, k)``; ``edges``
+    the ``(n, k - 1)`` finite upper bounds of histograms, None for categories;
+    ``previous`` the previous window's ``(n, k)`` counts, used on the rows
+    where ``previous_ok`` is True (None: no previous window at all);
+    ``min_samples`` one threshold or one per row.
+    """
+
+    idents: Sequence[tuple[str, str, str, str]]  # (model, model_version, kind, name)
+    current: np.ndarray
+    reference: np.ndarray
+    edges: np.ndarray | None
+    previous: np.ndarray | None
+    previous_ok: np.ndarray | None
+    min_samples: int | np.ndarray
+
+
+def score_rows(groups: Iterable[Rows],
+               methods_of: Callable[[str], Collection[str]] | None = None) -> ScoreSet:
+    """All drift scores of these groups: one :func:`~modelmon.stats.drift_scores` call per group.
+
+    A comparison is made when the current window (and, against the previous
+    window, the previous one too) holds at least ``min_samples``. Sample counts
+    are reported for every row regardless. ``methods_of(model)``, when given,
+    limits the methods kept per model.
+    """
+    blocks: list[ScoreBlock] = []
+    col = {m: i for i, m in enumerate(DRIFT_METHODS)}
+    for g in groups:
+        n = len(g.idents)
+        if n == 0:
+            continue
+        cur = np.asarray(g.current, dtype=np.float64)
+        n_cur = cur.sum(axis=1)
+        ms = np.asarray(g.min_samples, dtype=np.float64)
+        base_rows = np.flatnonzero(n_cur >= ms)
+        prev_rows = np.zeros(0, dtype=np.intp)
+        n_prev = None
+        if g.previous is not None:
+            prev = np.asarray(g.previous, dtype=np.float64)
+            n_prev = prev.sum(axis=1)
+            ok = np.ones(n, dtype=bool) if g.previous_ok is None else g.previous_ok
+            prev_rows = np.flatnonzero(ok & (n_cur >= ms) & (n_prev >= ms))
+        ref_all = np.concatenate([g.reference[base_rows], prev[prev_rows]]) if prev_rows.size \
+            else g.reference[base_rows]
+        rows_all = np.concatenate([base_rows, prev_rows])
+        out = np.full((rows_all.size, len(DRIFT_METHODS)), np.nan)
+        if rows_all.size:
+            edges = None if g.edges is None else g.edges[rows_all]
+            _run(np.asarray(ref_all, dtype=np.float64), cur[rows_all], edges, out, col,
+                 base_rows.tolist() + prev_rows.tolist(), g.idents,
+                 base_rows.size)
+        idents = tuple(g.idents)
+        values = np.full((n, len(DRIFT_METHODS)), np.nan)
+        values[base_rows] = out[:base_rows.size]
+        if methods_of is not None:
+            keep = _method_mask(g.idents, methods_of)
+            values[~keep] = np.nan
+        blocks.append(ScoreBlock(idents, "baseline", values, n_cur))
+        if g.previous is not None:
+            pvalues = np.full((n, len(DRIFT_METHODS)), np.nan)
+            pvalues[prev_rows] = out[base_rows.size:]
+            if methods_of is not None:
+                pvalues[~keep] = np.nan
+            psamples = n_prev.copy()  # type: ignore[union-attr]
+            if g.previous_ok is not None:
+                psamples[~g.previous_ok] = np.nan
+            blocks.append(ScoreBlock(idents, "previous", pvalues, psamples))
+    return ScoreSet(blocks)
+
+
+def _method_mask(idents: Sequence[tuple[str, str, str, str]],
+                 methods_of: Callable[[str], Collection[str]]) -> np.ndarray:
+    """``(n, len(DRIFT_METHODS))`` True where the row's model keeps the method."""
+    per_model: dict[str, int] = {}
+    idx = np.fromiter((per_model.setdefault(i[0], len(per_model)) for i in idents),
+                      dtype=np.intp, count=len(idents))
+    table = np.array([[m in methods_of(model) for m in DRIFT_METHODS] for model in per_model],
+                     dtype=bool).reshape(len(per_model), len(DRIFT_METHODS))
+    return table[idx]
+
+
+def _run(ref: np.ndarray, cur: np.ndarray, edges: np.ndarray | None, out: np.ndarray,
+         col: Mapping[str, int], rows: Sequence[int],
+         idents: Sequence[tuple[str, str, str, str]], n_baseline: int) -> None:
+    """``drift_scores`` on the stacked rows into ``out``; row by row if the stacked call fails."""
     try:
-        out = drift_scores(ref, cur, edges)
+        res = drift_scores(ref, cur, edges)
     except (ValueError, FloatingPointError) as exc:
         log.warning("event=drift_scores_failed rows=%d buckets=%d error=%r (retrying row by row)",
                     ref.shape[0], ref.shape[1], str(exc))
     else:
-        names = list(out)
-        cols = [np.atleast_1d(np.asarray(out[m], dtype=np.float64)).tolist() for m in names]
-        for i, row in enumerate(zip(*cols)):
-            yield i, dict(zip(names, row))
+        for m, v in res.items():
+            out[:, col[m]] = v
         return
     for i in range(ref.shape[0]):
-        key, reference = job.tags[i]
         try:
             one = drift_scores(ref[i], cur[i], None if edges is None else edges[i])
         except (ValueError, FloatingPointError) as exc:
+            model, version, kind, name = idents[rows[i]]
             log.warning("event=drift_scores_failed model=%r model_version=%r series=%s/%r "
-                        "reference=%s error=%r", key.model, key.model_version, key.family,
-                        key.name, reference, str(exc))
+                        "reference=%s error=%r", model, version, kind, name,
+                        "baseline" if i < n_baseline else "previous", str(exc))
             continue
-        yield i, {m: float(v) for m, v in one.items()}
+        for m, v in one.items():
+            out[i, col[m]] = float(v)

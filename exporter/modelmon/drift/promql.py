@@ -32,6 +32,7 @@ import msgspec
 import requests
 
 from ..catalogue import DRIFT_QUERY_ERROR_REASONS
+from .columns import Columns, columns_of, decode_columns
 
 __all__ = [
     "QueryError",
@@ -272,6 +273,28 @@ class PromClient:
 
     def query(self, expr: str, time: float) -> Vector:
         """Evaluate ``expr`` at Unix time ``time``; a :class:`QueryError` on any failure."""
+        code, body = self._post(expr, time)
+        if code == 200:
+            fast = _fast_vector(body)
+            if fast is not None:
+                return fast
+        return parse_vector(_answer(code, body))
+
+    def query_columns(self, expr: str, time: float, key_labels: tuple[str, ...],
+                      bucket_label: str | None = None) -> Columns:
+        """Like :meth:`query`, the answer as :class:`~modelmon.drift.columns.Columns`."""
+        code, body = self._post(expr, time)
+        if code == 200:
+            cols = decode_columns(body, key_labels, bucket_label)
+            if cols is not None:
+                return cols
+        vec = parse_vector(_answer(code, body))
+        nan = math.nan
+        pairs = [(s.labels, s.value) for s in vec.samples] + [(m, nan) for m in vec.non_finite]
+        return columns_of(pairs, key_labels, bucket_label, vec.warnings)
+
+    def _post(self, expr: str, time: float) -> tuple[int, bytes]:
+        """The status and body of one ``/api/v1/query`` call; a :class:`QueryError` if none."""
         with self._lock:
             headers, auth = dict(self._headers), self._auth
         timeout = self.options.timeout
@@ -289,37 +312,37 @@ class PromClient:
             raise QueryError("connection", f"reading the response: {_one_line(exc)}") from None
         finally:
             resp.close()
-        code = resp.status_code
         if len(body) > MAX_BYTES:
             raise QueryError("bad_response", f"response too large ({len(body)} bytes)")
-        if code == 200:
-            fast = _fast_vector(body)
-            if fast is not None:
-                return fast
-        doc: Any = None
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            doc = None
-        if isinstance(doc, Mapping) and doc.get("status") == "error":
-            etype = str(doc.get("errorType", ""))
-            msg = _one_line(str(doc.get("error", "")))
-            if code in (400, 422) or (code == 200 and etype in ("bad_data", "execution")):
-                raise QueryError("query_error", f"HTTP {code} {etype}: {msg}")
-            if 500 <= code:
-                raise QueryError("http_5xx", f"HTTP {code} {etype}: {msg}")
-            if 400 <= code:
-                raise QueryError("http_4xx", f"HTTP {code} {etype}: {msg}")
+        return resp.status_code, body
+
+
+def _answer(code: int, body: bytes) -> Mapping[str, Any]:
+    """The JSON document of a successful answer; the typed :class:`QueryError` of any other."""
+    doc: Any = None
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    if isinstance(doc, Mapping) and doc.get("status") == "error":
+        etype = str(doc.get("errorType", ""))
+        msg = _one_line(str(doc.get("error", "")))
+        if code in (400, 422) or (code == 200 and etype in ("bad_data", "execution")):
             raise QueryError("query_error", f"HTTP {code} {etype}: {msg}")
-        if code >= 500:
-            raise QueryError("http_5xx", f"HTTP {code}")
-        if code >= 400:
-            raise QueryError("http_4xx", f"HTTP {code}")
-        if code != 200:
-            raise QueryError("bad_response", f"HTTP {code}")
-        if not isinstance(doc, Mapping):
-            raise QueryError("bad_response", "the response is not a JSON object")
-        return parse_vector(doc)
+        if 500 <= code:
+            raise QueryError("http_5xx", f"HTTP {code} {etype}: {msg}")
+        if 400 <= code:
+            raise QueryError("http_4xx", f"HTTP {code} {etype}: {msg}")
+        raise QueryError("query_error", f"HTTP {code} {etype}: {msg}")
+    if code >= 500:
+        raise QueryError("http_5xx", f"HTTP {code}")
+    if code >= 400:
+        raise QueryError("http_4xx", f"HTTP {code}")
+    if code != 200:
+        raise QueryError("bad_response", f"HTTP {code}")
+    if not isinstance(doc, Mapping):
+        raise QueryError("bad_response", "the response is not a JSON object")
+    return doc
 
 
 def parse_vector(doc: Mapping[str, Any]) -> Vector:

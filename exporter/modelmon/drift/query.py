@@ -17,15 +17,13 @@ query per metric family, window group and window, concurrently with a bound
 * per window ``W`` (replicas summed; the previous window adds ``offset W``)::
 
     sum by (model, model_version, feature, le) (increase(modelmon_feature_value_bucket[W]))
-    max by (model, model_version, feature) (count by (model, model_version, feature, le) (increase(modelmon_feature_value_bucket[W])))
-      - min by (model, model_version, feature) (count by (model, model_version, feature, le) (increase(modelmon_feature_value_bucket[W])))
+    stddev by (model, model_version, feature) (count by (model, model_version, feature, le) (increase(modelmon_feature_value_bucket[W])))
     sum by (model, model_version, output, le) (increase(modelmon_prediction_value_bucket[W]))
-    max by (model, model_version, output) (count by (model, model_version, output, le) (increase(modelmon_prediction_value_bucket[W])))
-      - min by (model, model_version, output) (count by (model, model_version, output, le) (increase(modelmon_prediction_value_bucket[W])))
+    stddev by (model, model_version, output) (count by (model, model_version, output, le) (increase(modelmon_prediction_value_bucket[W])))
     sum by (model, model_version, feature, category) (increase(modelmon_feature_category_total[W]))
     sum by (model, model_version, class) (increase(modelmon_predicted_class_total[W]))
 
-  The ``max - min`` of ``count`` queries (one series per histogram) find histograms whose buckets were summed over
+  The ``stddev`` of ``count`` queries (one series per histogram) find histograms whose buckets were summed over
   different sets of replicas (``partial_buckets``). When models have their own
   window (config file), each distinct window is one group of these queries
   with a ``model=~"..."`` matcher (the default group gets ``model!~"..."``).
@@ -52,17 +50,29 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from itertools import repeat
 from types import MappingProxyType
+from typing import NamedTuple
 
 import numpy as np
 
 from ..baseline import Baseline, CategoricalSummary
 from ..catalogue import DRIFT_METHODS, by_name
 from ..monitor.collector import le_labels
-from .evaluate import BaselineTable, SampleKey, ScoreKey, compute_scores
+from .columns import SLOT, Columns, Histograms, columns_of, group_histograms
+from .evaluate import (
+    CLASS_REFERENCE_SAMPLES,
+    BaselineTable,
+    Rows,
+    SampleKey,
+    ScoreKey,
+    ScoreSet,
+    ident_of,
+    score_rows,
+)
 from .exposition import _BASELINE_SAMPLES as _SAMPLES  # the names scrape mode parses
 from .exposition import (
     _BUCKET_RATIO,
@@ -79,7 +89,7 @@ from .exposition import (
 )
 from .exposition import _FEATURE_CATEGORY as _CATEGORY
 from .exposition import _PREDICTED_CLASS as _CLASS
-from .promql import PromClient, QueryError, Vector
+from .promql import PromClient, QueryError
 from .scrape import Windows
 
 __all__ = [
@@ -90,7 +100,7 @@ __all__ = [
     "baseline_queries",
     "window_queries",
     "promql_duration",
-    "baseline_table_from",
+    "BASELINE_REFRESH_SECONDS",
     "DEFAULT_CONCURRENCY",
 ]
 
@@ -172,12 +182,13 @@ def window_queries(window: float, matcher: str = "", previous: bool = False) -> 
         return f"increase({metric}{sel}{rng})"
 
     def spread(by: str, metric: str) -> str:
-        # How unequal the replica counts of a histogram's buckets are: 0 when every
-        # bucket was summed over the same replicas. One series per histogram, not
-        # per bucket, so the answer is ~20x smaller than the counts themselves.
+        # How unequal the replica counts of a histogram's buckets are: 0 exactly when every
+        # bucket was summed over the same replicas (the standard deviation of equal values
+        # is computed as exactly 0). One series per histogram, not per bucket, so the answer
+        # is ~20x smaller than the counts; ``stddev`` reads the counts once where
+        # ``max - min`` would evaluate them twice.
         counts = f"count by (model, model_version, {by}, le) ({inc(metric)})"
-        return (f"max by (model, model_version, {by}) ({counts}) - "
-                f"min by (model, model_version, {by}) ({counts})")
+        return f"stddev by (model, model_version, {by}) ({counts})"
 
     return {
         "feature_value": f"sum by (model, model_version, feature, le) ({inc(_FV_BUCKET)})",
@@ -188,47 +199,6 @@ def window_queries(window: float, matcher: str = "", previous: bool = False) -> 
             f"sum by (model, model_version, feature, category) ({inc(_CATEGORY)})",
         "predicted_class": f"sum by (model, model_version, class) ({inc(_CLASS)})",
     }
-
-
-def _le(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        v = float(text)
-    except ValueError:
-        return None
-    return None if math.isnan(v) else v
-
-
-def baseline_table_from(vectors: Mapping[str, Vector]) -> BaselineTable:
-    """A :class:`BaselineTable` from the answers of :func:`baseline_queries` (non-finite values dropped)."""
-    table = BaselineTable()
-    for s in vectors["bucket_ratio"].samples:
-        lab = s.labels
-        le = _le(lab.get("le"))
-        if None in (lab.get("model"), lab.get("model_version"), lab.get("feature"), le):
-            continue
-        table.bucket_ratio.setdefault((lab["model"], lab["model_version"], lab["feature"]),
-                                      {})[le] = s.value  # type: ignore[index]
-    for s in vectors["category_ratio"].samples:
-        lab = s.labels
-        if None in (lab.get("model"), lab.get("model_version"), lab.get("feature"),
-                    lab.get("category")):
-            continue
-        table.category_ratio.setdefault((lab["model"], lab["model_version"], lab["feature"]),
-                                        {})[lab["category"]] = s.value
-    for s in vectors["class_ratio"].samples:
-        lab = s.labels
-        if None in (lab.get("model"), lab.get("model_version"), lab.get("class")):
-            continue
-        table.class_ratio.setdefault((lab["model"], lab["model_version"]),
-                                     {})[lab["class"]] = s.value
-    for s in vectors["samples"].samples:
-        lab = s.labels
-        if None in (lab.get("model"), lab.get("model_version"), lab.get("feature")):
-            continue
-        table.samples[(lab["model"], lab["model_version"], lab["feature"])] = s.value
-    return table
 
 
 def _table_of_baseline(b: Baseline) -> BaselineTable:
@@ -248,23 +218,31 @@ def _table_of_baseline(b: Baseline) -> BaselineTable:
     return t
 
 
-def _override(table: BaselineTable, overrides: Sequence[Baseline]) -> BaselineTable:
-    """``table`` with every (model, version) of ``overrides`` replaced by the file's baseline."""
-    if not overrides:
-        return table
-    pairs = {(b.model, b.model_version) for b in overrides}
-    out = BaselineTable()
-    out.bucket_ratio = {k: v for k, v in table.bucket_ratio.items() if k[:2] not in pairs}
-    out.category_ratio = {k: v for k, v in table.category_ratio.items() if k[:2] not in pairs}
-    out.class_ratio = {k: v for k, v in table.class_ratio.items() if k not in pairs}
-    out.samples = {k: v for k, v in table.samples.items() if k[:2] not in pairs}
-    for b in overrides:
-        t = _table_of_baseline(b)
-        out.bucket_ratio.update(t.bucket_ratio)
-        out.category_ratio.update(t.category_ratio)
-        out.class_ratio.update(t.class_ratio)
-        out.samples.update(t.samples)
-    return out
+
+#: Seconds a cached baseline is reused at most before it is read again.
+BASELINE_REFRESH_SECONDS = 900.0
+
+_FEATURE_KEY = ("model", "model_version", "feature")
+_OUTPUT_KEY = ("model", "model_version", "output")
+_VERSION_KEY = ("model", "model_version")
+#: ``name -> (key labels, bucket label)`` of every query answer.
+_SHAPES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "info": (("model", "model_version", "baseline_id"), None),
+    "bucket_ratio": (_FEATURE_KEY, "le"),
+    "category_ratio": (_FEATURE_KEY, "category"),
+    "class_ratio": (_VERSION_KEY, "class"),
+    "samples": (_FEATURE_KEY, None),
+    "feature_value": (_FEATURE_KEY, "le"),
+    "feature_value_replicas": (_FEATURE_KEY, None),
+    "prediction_value": (_OUTPUT_KEY, "le"),
+    "prediction_value_replicas": (_OUTPUT_KEY, None),
+    "feature_category": (_FEATURE_KEY, "category"),
+    "predicted_class": (_VERSION_KEY, "class"),
+}
+_BASELINE_QUERIES = ("bucket_ratio", "category_ratio", "class_ratio", "samples")
+#: Families in the order series are taken (the first of two with one name wins).
+_ORDER = ((FEATURE_CATEGORY, "feature_category"), (FEATURE_VALUE, "feature_value"),
+          (PREDICTED_CLASS, "predicted_class"), (PREDICTION_VALUE, "prediction_value"))
 
 
 class EvaluationFailed(Exception):
@@ -277,13 +255,61 @@ class EvaluationFailed(Exception):
         super().__init__(f"{first.reason}: {first}{more}")
 
 
+class _Part(NamedTuple):
+    """The series of one family and bucket count that passed every check, as rows."""
+
+    family: str
+    idents: list[tuple[str, str, str, str]]  # (model, model_version, kind, name)
+    labels: Sequence[tuple[float | str, ...]] | np.ndarray  # (n, k) les for histograms
+    current: np.ndarray  # (n, k) counts per bucket
+    reference: np.ndarray  # (n, k) baseline reference counts
+    previous: np.ndarray  # (n, k) previous window counts (zeros where there were none)
+    previous_ok: np.ndarray  # bool (n,): the previous window can be compared
+    has_previous: np.ndarray  # bool (n,): the previous window had series (for ``windows``)
+
+
+def _windows_of(parts: Sequence[_Part], window: float) -> Windows:
+    labels: dict[SeriesKey, tuple[float | str, ...]] = {}
+    current: dict[SeriesKey, np.ndarray] = {}
+    previous: dict[SeriesKey, np.ndarray] = {}
+    for p in parts:
+        rows = p.labels.tolist() if isinstance(p.labels, np.ndarray) else p.labels
+        for i, (m, v, _, name) in enumerate(p.idents):
+            key = SeriesKey(m, v, p.family, name)
+            labels[key] = tuple(rows[i])
+            current[key] = p.current[i]
+            if p.has_previous[i]:
+                previous[key] = p.previous[i]
+    return Windows(labels=MappingProxyType(labels), current=MappingProxyType(current),
+                   previous=MappingProxyType(previous), current_seconds=window,
+                   previous_seconds=window)
+
+
+class _LazyWindows(Mapping[float, Windows]):
+    """``{window seconds: Windows}`` built on first access (only tests and debugging look)."""
+
+    def __init__(self, parts: Mapping[float, Sequence[_Part]]) -> None:
+        self._parts = parts
+        self._built: dict[float, Windows] = {}
+
+    def __getitem__(self, w: float) -> Windows:
+        if w not in self._built:
+            self._built[w] = _windows_of(self._parts[w], w)
+        return self._built[w]
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+
 @dataclass(frozen=True)
 class QueryEvaluation:
     """What one successful evaluation found."""
 
     time: float
-    scores: Mapping[ScoreKey, float]
-    samples: Mapping[SampleKey, float]
+    scored: ScoreSet
     #: Series skipped in this evaluation, by reason.
     skipped: Mapping[str, int]
     #: ``{(model, model_version): (baseline_id, ...)}`` from ``modelmon_model_info``.
@@ -291,14 +317,102 @@ class QueryEvaluation:
     #: The windows scored, by window length in seconds.
     windows: Mapping[float, Windows] = field(default_factory=dict)
     queries: int = 0
+    #: Whether the baseline gauges were read in this evaluation (else the cached ones were used).
+    baseline_read: bool = True
+
+    @property
+    def scores(self) -> Mapping[ScoreKey, float]:
+        return self.scored.scores
+
+    @property
+    def samples(self) -> Mapping[SampleKey, float]:
+        return self.scored.samples
 
 
-@dataclass
-class _Family:
-    """Parsed answer of one window query: values per series, plus the bad series."""
+@dataclass(frozen=True)
+class _Baseline:
+    """The baselines of one read: histograms of bucket ratios, the rest as a table."""
 
-    values: dict[SeriesKey, dict[float | str, float]] = field(default_factory=dict)
-    bad: dict[SeriesKey, str] = field(default_factory=dict)  # key -> skip reason
+    models: Mapping[tuple[str, str], frozenset[str]]
+    time: float
+    histograms: Histograms
+    table: BaselineTable
+    samples: Mapping[tuple[str, ...], float]
+    #: Per bucket count, the baseline sample count of each row of ``histograms.groups[k]``.
+    group_samples: Mapping[int, np.ndarray]
+
+
+def _model_ids(info: Columns) -> dict[tuple[str, str], frozenset[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for m, v, bid in info.keys:
+        if m is not None and v is not None:
+            out.setdefault((m, v), set()).add(bid or "")
+    return {k: frozenset(ids) for k, ids in sorted(out.items())}
+
+
+def _baseline_of(vectors: Mapping[str, Columns], overrides: Sequence[Baseline],
+                 models: Mapping[tuple[str, str], frozenset[str]], t: float) -> _Baseline:
+    """The baselines read from the store, each (model, version) of ``overrides`` replaced."""
+    pairs = {(b.model, b.model_version) for b in overrides}
+    ratio = vectors["bucket_ratio"]
+    if pairs:
+        mine = [(lab, v) for lab, v in _samples_of(ratio) if (lab["model"], lab["model_version"])
+                not in pairs]
+        for b in overrides:
+            for name, s in {**b.numeric_features, **b.numeric_outputs}.items():
+                c = np.cumsum(np.asarray(s.counts, dtype=np.float64))
+                ratios = (c / c[-1]).tolist() if c[-1] else [0.0] * c.size
+                mine += [({"model": b.model, "model_version": b.model_version, "feature": name,
+                           "le": le}, r) for le, r in zip(le_labels(s.edges), ratios)]
+        ratio = columns_of(mine, _FEATURE_KEY, "le")
+    table = BaselineTable()
+    for (m, v, f), cats in _by_key(vectors["category_ratio"]).items():
+        if (m, v) not in pairs:
+            table.category_ratio[(m, v, f)] = cats
+    for (m, v), classes in _by_key(vectors["class_ratio"]).items():
+        if (m, v) not in pairs:
+            table.class_ratio[(m, v)] = classes
+    samples: dict[tuple[str, ...], float] = {
+        k: v for k, v in vectors["samples"].key_values().items()  # type: ignore[misc]
+        if None not in k and k[:2] not in pairs and math.isfinite(v)}
+    for b in overrides:
+        t_b = _table_of_baseline(b)
+        table.category_ratio.update(t_b.category_ratio)
+        table.class_ratio.update(t_b.class_ratio)
+        samples.update(t_b.samples)  # type: ignore[arg-type]
+    table.samples = dict(samples)  # type: ignore[arg-type]
+    hist = group_histograms(ratio)
+    per_group = {k: np.fromiter(map(samples.get, map(hist.keys.__getitem__, g.index.tolist()),
+                                    repeat(CLASS_REFERENCE_SAMPLES)),
+                                dtype=np.float64, count=g.index.size)
+                 for k, g in hist.groups.items()}
+    return _Baseline(models=models, time=t, histograms=hist, table=table,
+                     samples=samples, group_samples=per_group)  # type: ignore[arg-type]
+
+
+def _samples_of(cols: Columns) -> list[tuple[dict[str, str], float]]:
+    """``(labels, value)`` pairs of an answer (the slow, general form; small answers only)."""
+    out = []
+    names = cols.key_labels + ((cols.bucket_label,) if cols.bucket_label else ())
+    buckets = cols.buckets if cols.bucket_label else [None] * len(cols)
+    for sid, b, v in zip(cols.series.tolist(), buckets, cols.values.tolist()):
+        key = cols.keys[sid]
+        if None in key:
+            continue
+        out.append((dict(zip(names, (*key, b))), v))  # type: ignore[arg-type]
+    return out
+
+
+def _by_key(cols: Columns) -> dict[tuple[str, ...], dict[str, float]]:
+    """``{key: {bucket: value}}`` of finite samples with every label (categories, classes)."""
+    out: dict[tuple[str, ...], dict[str, float]] = {}
+    buckets = cols.buckets
+    for sid, b, v in zip(cols.series.tolist(), buckets, cols.values.tolist()):
+        key = cols.keys[sid]
+        if b is None or None in key or not math.isfinite(v):
+            continue
+        out.setdefault(key, {})[b] = v  # type: ignore[index]
+    return out
 
 
 class QuerySource:
@@ -319,6 +433,11 @@ class QuerySource:
         Queries in flight at once.
     on_skip : callable or None
         ``on_skip(key, reason)`` for every skipped series (for logging).
+    baseline_refresh : float
+        The baseline gauges are read again when ``modelmon_model_info`` shows
+        a new model, version or baseline id, when a series was skipped for
+        want of a matching baseline, and at least this often (seconds);
+        otherwise the last read is reused (baseline ids are content hashes).
     """
 
     def __init__(self, client: PromClient, *, window: float, min_samples: int,
@@ -326,7 +445,8 @@ class QuerySource:
                  models: Mapping[str, ModelSettings] | None = None,
                  baselines: Sequence[Baseline] = (),
                  concurrency: int = DEFAULT_CONCURRENCY,
-                 on_skip: Callable[[SeriesKey, str], None] | None = None) -> None:
+                 on_skip: Callable[[SeriesKey, str], None] | None = None,
+                 baseline_refresh: float = BASELINE_REFRESH_SECONDS) -> None:
         if not window > 0:
             raise ValueError(f"window: expected seconds > 0, got {window!r}")
         if not isinstance(min_samples, int) or min_samples < 0:
@@ -337,6 +457,8 @@ class QuerySource:
                              f"{list(methods)!r}")
         if concurrency < 1:
             raise ValueError(f"concurrency: expected >= 1, got {concurrency!r}")
+        if not baseline_refresh >= 0:
+            raise ValueError(f"baseline_refresh: expected seconds >= 0, got {baseline_refresh!r}")
         pairs = [(b.model, b.model_version) for b in baselines]
         dupes = sorted({p for p in pairs if pairs.count(p) > 1})
         if dupes:
@@ -350,7 +472,10 @@ class QuerySource:
         self.baselines = tuple(baselines)
         self.concurrency = concurrency
         self.on_skip = on_skip
+        self.baseline_refresh = float(baseline_refresh)
         self._groups = self._window_groups()
+        self._baseline: _Baseline | None = None
+        self._baseline_dirty = False
 
     # -- settings per model -------------------------------------------------------------
 
@@ -390,23 +515,46 @@ class QuerySource:
 
     # -- one evaluation -----------------------------------------------------------------
 
-    def fetch(self, t: float) -> dict[str, Vector]:
-        """Run every query at time ``t``; :class:`EvaluationFailed` if any fails.
+    def _cached_baseline(self, t: float) -> _Baseline | None:
+        b = self._baseline
+        if b is None or self._baseline_dirty or not b.time <= t < b.time + self.baseline_refresh:
+            return None
+        return b
 
-        At most ``concurrency`` queries are in flight; after the first failure
-        no further query is started (the store is likely down or overloaded).
+    def fetch(self, t: float) -> dict[str, Columns]:
+        """Run the queries at time ``t``; :class:`EvaluationFailed` if any fails.
+
+        The baseline queries are left out while the cached baseline still
+        holds (see ``baseline_refresh``): first ``modelmon_model_info`` and the
+        window queries run, and the baselines are read only if the models or
+        baseline ids changed. At most ``concurrency`` queries are in flight;
+        after the first failure no further query is started (the store is
+        likely down or overloaded).
         """
-        todo = list(self.queries().items())
+        todo = self.queries()
+        cached = self._cached_baseline(t)
+        if cached is None:
+            return self._run(todo, t)
+        first = {n: e for n, e in todo.items() if n not in _BASELINE_QUERIES}
+        results = self._run(first, t)
+        if _model_ids(results["info"]) != cached.models:
+            results.update(self._run({n: todo[n] for n in _BASELINE_QUERIES}, t))
+        return results
+
+    def _run(self, queries: Mapping[str, str], t: float) -> dict[str, Columns]:
+        todo = list(queries.items())
         todo.reverse()  # pop() from the end keeps the documented order
-        results: dict[str, Vector] = {}
+        results: dict[str, Columns] = {}
         errors: list[QueryError] = []
         with ThreadPoolExecutor(max_workers=self.concurrency,
                                 thread_name_prefix="modelmon-drift-query") as pool:
-            running: dict[Future[Vector], str] = {}
+            running: dict[Future[Columns], str] = {}
             while todo or running:
                 while todo and not errors and len(running) < self.concurrency:
                     name, expr = todo.pop()
-                    running[pool.submit(self.client.query, expr, t)] = name
+                    key_labels, bucket = _SHAPES[name.rsplit("/", 1)[-1]]
+                    fut = pool.submit(self.client.query_columns, expr, t, key_labels, bucket)
+                    running[fut] = name
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -424,8 +572,8 @@ class QuerySource:
                     todo.clear()
         if errors:
             raise EvaluationFailed(errors)
-        for name, vec in results.items():
-            for w in vec.warnings:
+        for name, cols in results.items():
+            for w in cols.warnings:
                 log.warning("event=query_warning query=%r warning=%r", name, w)
         return results
 
@@ -434,8 +582,12 @@ class QuerySource:
         vectors = self.fetch(t)
         return self.score(t, vectors)
 
-    def score(self, t: float, vectors: Mapping[str, Vector]) -> QueryEvaluation:
-        """Score the answers of :meth:`queries` (separate from :meth:`fetch` for tests)."""
+    def score(self, t: float, vectors: Mapping[str, Columns]) -> QueryEvaluation:
+        """Score the answers of :meth:`fetch` (separate from it for tests and benchmarks).
+
+        ``vectors`` holds the answers by query name; without the baseline
+        answers the cached baseline is used.
+        """
         skipped: Counter[str] = Counter()
 
         def skip(key: SeriesKey, reason: str) -> None:
@@ -443,200 +595,288 @@ class QuerySource:
             if self.on_skip is not None:
                 self.on_skip(key, reason)
 
-        models: dict[tuple[str, str], set[str]] = {}
-        for s in vectors["info"].samples:
-            lab = s.labels
-            if "model" in lab and "model_version" in lab:
-                models.setdefault((lab["model"], lab["model_version"]), set()).add(
-                    lab.get("baseline_id", ""))
+        models = _model_ids(vectors["info"])
+        read = "bucket_ratio" in vectors
+        if read:
+            base = _baseline_of(vectors, self.baselines, models, t)
+            self._baseline = base
+        elif self._baseline is not None:
+            base = self._baseline
+        else:
+            raise ValueError("score: no baseline answers and no cached baseline")
         overridden = {(b.model, b.model_version) for b in self.baselines}
-        for (m, v), ids in models.items():
-            for b in self.baselines:
-                if (b.model, b.model_version) == (m, v) and ids - {b.id}:
-                    log.debug("event=baseline_overridden model=%r model_version=%r "
-                              "store_baseline_ids=%r file_baseline_id=%r", m, v, sorted(ids), b.id)
+        for b in self.baselines:
+            ids = models.get((b.model, b.model_version), frozenset())
+            if ids - {b.id}:
+                log.debug("event=baseline_overridden model=%r model_version=%r "
+                          "store_baseline_ids=%r file_baseline_id=%r", b.model, b.model_version,
+                          sorted(ids), b.id)
         conflict = {mv for mv, ids in models.items() if len(ids) > 1 and mv not in overridden}
-        table = _override(baseline_table_from(vectors), self.baselines)
 
-        scores: dict[ScoreKey, float] = {}
-        samples: dict[SampleKey, float] = {}
-        windows_by_w: dict[float, Windows] = {}
+        rows: list[Rows] = []
+        parts_by_w: dict[float, list[_Part]] = {}
+        single = len(self._groups) == 1
         for w, _ in self._groups:
             d = promql_duration(w)
-            cur = _families(vectors, f"{d}/current")
-            prev = _families(vectors, f"{d}/previous")
-            in_group = (lambda m, w=w: self.window_of(m) == w)
-            windows, prev_bad = _windows(cur, prev, table, w, in_group, conflict, skip)
-            windows_by_w[w] = windows
-            by_ms: dict[int, list[SeriesKey]] = {}
-            for key in windows.current:
-                by_ms.setdefault(self.min_samples_of(key.model), []).append(key)
-            for ms, keys in sorted(by_ms.items()):
-                sub = windows if len(by_ms) == 1 else _restrict(windows, keys)
-                sc, sa = compute_scores(sub, table, ms, skip, prev_bad)
-                for sk, score in sc.items():
-                    if sk.method in self.methods_of(sk.model):
-                        scores[sk] = score
-                samples.update(sa)
-        rank = {m: i for i, m in enumerate(DRIFT_METHODS)}
-        ordered = dict(sorted(scores.items(), key=lambda kv: (kv[0][:4], kv[0].reference,
-                                                              rank[kv[0].method])))
+            in_group = None if single else (lambda m, w=w: self.window_of(m) == w)
+            ctx = _Context(base, in_group, conflict, skip, set())
+            parts: list[_Part] = []
+            for fam_id, name in _ORDER:
+                cur = vectors[f"{d}/current/{name}"]
+                prev = vectors[f"{d}/previous/{name}"]
+                if fam_id in (FEATURE_VALUE, PREDICTION_VALUE):
+                    part = _numeric(fam_id, cur, prev, vectors[f"{d}/current/{name}_replicas"],
+                                    vectors[f"{d}/previous/{name}_replicas"], ctx)
+                else:
+                    part = _categorical(fam_id, cur, prev, ctx)
+                parts += part
+            parts_by_w[w] = parts
+            rows += [self._rows(p, numeric=isinstance(p.labels, np.ndarray), base=base)
+                     for p in parts]
+        overrides_methods = any(s.methods is not None for s in self.models.values())
+        scored = score_rows(rows, self.methods_of if overrides_methods else None)
+        self._baseline_dirty = bool(skipped.get("no_baseline") or skipped.get("baseline_mismatch"))
         return QueryEvaluation(
             time=t,
-            scores=MappingProxyType(ordered),
-            samples=MappingProxyType(dict(sorted(samples.items()))),
+            scored=scored,
             skipped=MappingProxyType(dict(skipped)),
-            models=MappingProxyType({k: tuple(sorted(v)) for k, v in sorted(models.items())}),
-            windows=MappingProxyType(windows_by_w),
+            models=MappingProxyType({k: tuple(sorted(v)) for k, v in models.items()}),
+            windows=_LazyWindows(parts_by_w),
             queries=len(vectors),
+            baseline_read=read,
         )
 
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _families(vectors: Mapping[str, Vector], prefix: str) -> dict[str, _Family]:
-    """The window answers under ``prefix`` parsed per family."""
-    out: dict[str, _Family] = {}
-    specs = {
-        "feature_value": (FEATURE_VALUE, "feature", "le"),
-        "prediction_value": (PREDICTION_VALUE, "output", "le"),
-        "feature_category": (FEATURE_CATEGORY, "feature", "category"),
-        "predicted_class": (PREDICTED_CLASS, None, "class"),
-    }
-    for name, (fam_id, series_label, bucket_label) in specs.items():
-        fam = _Family()
-        vec = vectors[f"{prefix}/{name}"]
-        numeric = bucket_label == "le"
-
-        def key_of(lab: Mapping[str, str], fam_id: str = fam_id,
-                   series_label: str | None = series_label) -> SeriesKey | None:
-            m, v = lab.get("model"), lab.get("model_version")
-            series = PREDICTED_CLASS_OUTPUT if series_label is None else lab.get(series_label)
-            if m is None or v is None or series is None:
-                return None
-            return SeriesKey(m, v, fam_id, series)
-
-        for s in vec.samples:
-            key = key_of(s.labels)
-            if key is None:
-                continue
-            bucket: float | str | None = (_le(s.labels.get("le")) if numeric
-                                          else s.labels.get(bucket_label))
-            if bucket is None:
-                fam.bad.setdefault(key, "missing_buckets")
-                continue
-            values = fam.values.setdefault(key, {})
-            if bucket in values:  # two le strings for one bound ("1" and "1.0")
-                fam.bad.setdefault(key, "partial_buckets")
-            values[bucket] = s.value
-        for lab in vec.non_finite:
-            key = key_of(lab)
-            if key is not None:
-                fam.bad[key] = "non_finite"
-        if numeric:
-            replicas = vectors[f"{prefix}/{name}_replicas"]
-            for s in replicas.samples:  # the spread of replica counts over the buckets
-                if s.value != 0:
-                    key = key_of(s.labels)
-                    if key is not None:
-                        fam.bad.setdefault(key, "partial_buckets")
-        out[name] = fam
-    return out
+    def _rows(self, part: _Part, *, numeric: bool, base: _Baseline) -> Rows:
+        ms: int | np.ndarray = self.min_samples
+        if any(s.min_samples is not None for s in self.models.values()):
+            ms = np.fromiter((self.min_samples_of(i[0]) for i in part.idents), dtype=np.float64,
+                             count=len(part.idents))
+        return Rows(idents=part.idents, current=part.current, reference=part.reference,
+                    edges=part.labels[:, :-1] if numeric else None,  # type: ignore[call-overload]
+                    previous=part.previous, previous_ok=part.previous_ok, min_samples=ms)
 
 
-def _histogram(values: Mapping[float | str, float],
-               baseline_les: Iterable[float] | None) -> tuple[tuple[float, ...], np.ndarray] | str:
-    """``(les, per-bucket counts)`` of cumulative bucket counts, or a skip reason."""
-    les = tuple(sorted(values))  # type: ignore[type-var]
-    if len(les) < 2 or les[-1] != math.inf:
-        return "missing_buckets"
-    if baseline_les is not None:
-        bl = set(baseline_les)
-        if set(les) < bl:
-            return "missing_buckets"
-    cum = np.fromiter((values[le] for le in les), dtype=np.float64, count=len(les))
-    per = np.diff(cum, prepend=0.0)
-    tol = MONOTONIC_RTOL * max(1.0, float(np.abs(cum).max()))
-    if (per < -tol).any():
-        return "non_monotonic"
-    return les, np.maximum(per, 0.0)  # type: ignore[return-value]
+class _Context(NamedTuple):
+    """What the family scorers of one window group share."""
+
+    base: _Baseline
+    in_group: Callable[[str], bool] | None  # None: every model is in this window group
+    conflict: set[tuple[str, str]]
+    skip: Callable[[SeriesKey, str], None]
+    seen: set[tuple[str, str, str, str]]  # idents taken by an earlier family
+
+    def admit(self, key: SeriesKey) -> bool:
+        """False for series of another window group (silently) or of a conflicting version."""
+        if self.in_group is not None and not self.in_group(key.model):
+            return False
+        if (key.model, key.model_version) in self.conflict:
+            self.skip(key, "baseline_conflict")
+            return False
+        return True
 
 
-def _windows(cur: Mapping[str, _Family], prev: Mapping[str, _Family], table: BaselineTable,
-             window: float, in_group: Callable[[str], bool],
-             conflict: set[tuple[str, str]],
-             skip: Callable[[SeriesKey, str], None]) -> tuple[Windows, frozenset[SeriesKey]]:
-    """The :class:`Windows` of one window group, and the series whose previous window is unusable."""
-    labels: dict[SeriesKey, tuple[float | str, ...]] = {}
-    current: dict[SeriesKey, np.ndarray] = {}
-    previous: dict[SeriesKey, np.ndarray] = {}
-    prev_bad: set[SeriesKey] = set()
-    for name, fam in cur.items():
-        pfam = prev[name]
-        keys = sorted(set(fam.values) | set(fam.bad))
-        for key in keys:
-            if not in_group(key.model):
-                continue
-            if (key.model, key.model_version) in conflict:
-                skip(key, "baseline_conflict")
-                continue
-            if key in fam.bad:
-                skip(key, fam.bad[key])
-                continue
-            values = fam.values[key]
-            if key.numeric:
-                bl = table.bucket_ratio.get((key.model, key.model_version, key.name))
-                got = _histogram(values, None if bl is None else bl.keys())
-                if isinstance(got, str):
-                    skip(key, got)
-                    continue
-                labs, counts = got
+def _per_bucket(cum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bucket counts of cumulative rows, and which rows go down by more than float noise."""
+    per = np.diff(cum, axis=1, prepend=0.0)
+    tol = MONOTONIC_RTOL * np.maximum(1.0, np.abs(cum).max(axis=1, initial=0.0))
+    bad = (per < -tol[:, None]).any(axis=1)
+    return np.maximum(per, 0.0), bad
+
+
+def _numeric(fam: str, cur_cols: Columns, prev_cols: Columns, cur_spread: Columns,
+             prev_spread: Columns, ctx: _Context) -> list[_Part]:
+    """The histograms of one family: checked, matched with the baseline and previous window.
+
+    Everything per series is array work on whole bucket-count groups; only
+    skipped series (and unusual set-ups: several window groups, conflicting
+    baseline ids, unequal replicas, duplicate names) take a loop per series.
+    """
+    kind = "feature" if fam == FEATURE_VALUE else "output"
+    cur, prev = group_histograms(cur_cols), group_histograms(prev_cols)
+    spread, pspread = _spread(cur_spread), _spread(prev_spread)
+    skip = ctx.skip
+
+    def series_key(raw: tuple[str, ...]) -> SeriesKey:
+        return SeriesKey(raw[0], raw[1], fam, raw[2])
+
+    for i, reason in sorted(cur.bad.items()):
+        key = series_key(cur.keys[i])
+        if ctx.admit(key):
+            skip(key, reason)
+    base = ctx.base
+    bhist = base.histograms
+    bslots = bhist.locate(cur.keys)
+    pslots = prev.locate(cur.keys)
+    # previous-window series that are unusable as a whole, by position in cur.keys
+    pirregular: dict[int, str] = {}
+    if prev.bad or pspread:
+        position = {raw: i for i, raw in enumerate(cur.keys)}
+        for raw in pspread:
+            if raw in position:
+                pirregular[position[raw]] = "partial_buckets"  # type: ignore[index]
+        for i, reason in prev.bad.items():
+            if prev.keys[i] in position:
+                pirregular[position[prev.keys[i]]] = reason
+    parts: list[_Part] = []
+    for k in sorted(cur.groups):
+        g = cur.groups[k]
+        index = g.index
+        keep = np.ones(index.size, dtype=bool)
+        if ctx.in_group is not None or ctx.conflict or spread or ctx.seen:
+            for r, i in enumerate(index.tolist()):
+                raw = cur.keys[i]
+                key = series_key(raw)
+                if not ctx.admit(key):
+                    keep[r] = False
+                elif raw in spread:
+                    skip(key, "partial_buckets")
+                    keep[r] = False
+                elif (raw[0], raw[1], kind, raw[2]) in ctx.seen:
+                    skip(key, "duplicate_name")
+                    keep[r] = False
+        les = g.les
+        per, nonmono = _per_bucket(g.cumulative)
+        # the baseline of each series: same bucket count and bounds
+        bs = bslots[index]
+        kb = np.where(bs >= 0, bs // SLOT, -1)
+        rb = np.where(bs >= 0, bs % SLOT, 0)
+        ok_base = kb == k
+        if ok_base.any():
+            at = np.flatnonzero(ok_base)
+            ok_base[at] = (bhist.groups[k].les[rb[at]] == les[at]).all(axis=1)
+        for r in np.flatnonzero(keep & (~ok_base | nonmono)).tolist():
+            keep[r] = False
+            if kb[r] < 0:
+                reason = "non_monotonic" if nonmono[r] else "no_baseline"
+            elif set(les[r].tolist()) < set(bhist.groups[int(kb[r])].les[rb[r]].tolist()):
+                reason = "missing_buckets"
+            elif nonmono[r]:
+                reason = "non_monotonic"
             else:
-                labs = tuple(sorted(values))  # type: ignore[type-var,arg-type]
-                counts = np.fromiter((values[c] for c in labs), dtype=np.float64,
-                                     count=len(labs))
-            labels[key] = labs
-            current[key] = counts
-            # the previous window of the same series, on the same buckets
-            if key in pfam.bad:
-                skip(key, pfam.bad[key])
-                prev_bad.add(key)
-                continue
-            pvalues = pfam.values.get(key)
-            if pvalues is None:
-                continue  # no data in the previous window: zero counts
-            if key.numeric:
-                pgot = _histogram(pvalues, labs)  # type: ignore[arg-type]
-                if isinstance(pgot, str) or pgot[0] != labs:
-                    reason = pgot if isinstance(pgot, str) else "baseline_mismatch"
-                    skip(key, reason)
-                    prev_bad.add(key)
-                    continue
-                previous[key] = pgot[1]
+                reason = "baseline_mismatch"
+            skip(series_key(cur.keys[int(index[r])]), reason)
+        at = np.flatnonzero(keep)
+        if at.size == 0:
+            continue
+        index, les, per, rb = index[at], les[at], per[at], rb[at]
+        ratios, _ = _per_bucket(bhist.groups[k].cumulative[rb])
+        reference = ratios * base.group_samples[k][rb][:, None]
+        # the previous window of the same series, on the same buckets
+        n = index.size
+        previous = np.zeros_like(per)
+        prev_ok = np.ones(n, dtype=bool)
+        ps = pslots[index]
+        same = (ps >= 0) & (ps // SLOT == k)
+        has_prev = same.copy()
+        broken = (ps >= 0) & ~same
+        if same.any():
+            pg = prev.groups[k]
+            at = np.flatnonzero(same)
+            pr = ps[at] % SLOT
+            pper, pmono = _per_bucket(pg.cumulative[pr])
+            previous[at] = pper
+            broken[at] = ~(pg.les[pr] == les[at]).all(axis=1) | pmono
+        rows = np.flatnonzero(broken).tolist()
+        if pirregular:
+            rows = sorted(set(rows) | {r for r, i in enumerate(index.tolist()) if i in pirregular})
+        for r in rows:
+            i = int(index[r])
+            if i in pirregular:
+                reason = pirregular[i]
+            elif not same[r]:
+                kp, rp = divmod(int(ps[r]), SLOT)
+                ples = prev.groups[kp].les[rp]
+                reason = ("missing_buckets" if set(ples.tolist()) < set(les[r].tolist())
+                          else "baseline_mismatch")
+            elif not (prev.groups[k].les[int(ps[r]) % SLOT] == les[r]).all():
+                reason = "baseline_mismatch"
             else:
-                if not set(pvalues) <= set(labs):
-                    skip(key, "baseline_mismatch")
-                    prev_bad.add(key)
-                    continue
-                previous[key] = np.fromiter((pvalues.get(c, 0.0) for c in labs),
-                                            dtype=np.float64, count=len(labs))
-    return Windows(
-        labels=MappingProxyType(labels),
-        current=MappingProxyType(current),
-        previous=MappingProxyType(previous),
-        current_seconds=window,
-        previous_seconds=window,
-    ), frozenset(prev_bad)
+                reason = "non_monotonic"
+            skip(series_key(cur.keys[i]), reason)
+            prev_ok[r] = has_prev[r] = False
+            previous[r] = 0.0
+        idents = [(m, v, kind, name) for m, v, name in map(cur.keys.__getitem__,
+                                                           index.tolist())]
+        parts.append(_Part(fam, idents, les, per, reference, previous, prev_ok, has_prev))
+    return parts
 
 
-def _restrict(windows: Windows, keys: Iterable[SeriesKey]) -> Windows:
-    ks = set(keys)
-    prev = windows.previous or {}
-    return Windows(
-        labels=MappingProxyType({k: v for k, v in windows.labels.items() if k in ks}),
-        current=MappingProxyType({k: v for k, v in windows.current.items() if k in ks}),
-        previous=MappingProxyType({k: v for k, v in prev.items() if k in ks}),
-        current_seconds=windows.current_seconds,
-        previous_seconds=windows.previous_seconds,
-    )
+def _spread(cols: Columns) -> set[tuple[str | None, ...]]:
+    """Histograms whose buckets were summed over different replica counts."""
+    return {cols.keys[int(cols.series[i])] for i in np.flatnonzero(cols.values != 0).tolist()}
+
+
+def _categorical(fam: str, cur_cols: Columns, prev_cols: Columns, ctx: _Context) -> list[_Part]:
+    """The category or class counters of one family (few series: a loop per series is fine)."""
+    cur_bad, cur_values = _counters(cur_cols)
+    prev_bad, prev_values = _counters(prev_cols)
+
+    def key_of(raw: tuple[str, ...]) -> SeriesKey:
+        if fam == PREDICTED_CLASS:
+            return SeriesKey(raw[0], raw[1], fam, PREDICTED_CLASS_OUTPUT)
+        return SeriesKey(raw[0], raw[1], fam, raw[2])
+
+    groups: dict[int, list[tuple[SeriesKey, tuple[str, ...], np.ndarray, np.ndarray,
+                                 np.ndarray, bool, bool]]] = {}
+    for raw in sorted(set(cur_values) | set(cur_bad)):
+        key = key_of(raw)
+        if not ctx.admit(key):
+            continue
+        if raw in cur_bad:
+            ctx.skip(key, cur_bad[raw])
+            continue
+        ident = (key.model, key.model_version, key.kind, key.name)
+        if ident in ctx.seen:
+            ctx.skip(key, "duplicate_name")
+            continue
+        values = cur_values[raw]
+        labels = tuple(sorted(values))
+        ref, reason = ctx.base.table.reference(key, labels)
+        if ref is None:
+            ctx.skip(key, reason)
+            continue
+        ctx.seen.add(ident)
+        counts = np.fromiter((values[c] for c in labels), dtype=np.float64, count=len(labels))
+        previous = np.zeros(len(labels))
+        ok = has = False
+        if raw in prev_bad:
+            ctx.skip(key, prev_bad[raw])
+        elif raw not in prev_values:
+            ok = True
+        elif not set(prev_values[raw]) <= set(labels):
+            ctx.skip(key, "baseline_mismatch")
+        else:
+            pv = prev_values[raw]
+            previous = np.fromiter((pv.get(c, 0.0) for c in labels), dtype=np.float64,
+                                   count=len(labels))
+            ok = has = True
+        groups.setdefault(len(labels), []).append((key, labels, counts, ref, previous, ok, has))
+    parts = []
+    for k in sorted(groups):
+        items = groups[k]
+        parts.append(_Part(
+            family=fam, idents=[ident_of(it[0]) for it in items], labels=[it[1] for it in items],
+            current=np.stack([it[2] for it in items]), reference=np.stack([it[3] for it in items]),
+            previous=np.stack([it[4] for it in items]),
+            previous_ok=np.array([it[5] for it in items], dtype=bool),
+            has_previous=np.array([it[6] for it in items], dtype=bool)))
+    return parts
+
+
+def _counters(cols: Columns) -> tuple[dict[tuple[str, ...], str],
+                                      dict[tuple[str, ...], dict[str, float]]]:
+    """``(bad, values)`` of a counter family: ``values[key][label]``, ``bad[key]`` a skip reason."""
+    bad: dict[tuple[str, ...], str] = {}
+    values: dict[tuple[str, ...], dict[str, float]] = {}
+    buckets = cols.buckets
+    for sid, b, v in zip(cols.series.tolist(), buckets, cols.values.tolist()):
+        key = cols.keys[sid]
+        if None in key:
+            continue
+        if not math.isfinite(v):
+            bad[key] = "non_finite"  # type: ignore[index]
+        elif b is None:
+            bad.setdefault(key, "missing_buckets")  # type: ignore[arg-type]
+        else:
+            values.setdefault(key, {})[b] = v  # type: ignore[index]
+    return bad, values

@@ -60,10 +60,16 @@ from ..webconfig import (
     unauthorized_message,
 )
 from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector
-from .evaluate import BaselineTable, DriftResults, compute_scores
+from .evaluate import EMPTY_SCORES, BaselineTable, DriftResults, compute_scores
 from .exposition import Exposition, SeriesKey
 from .promql import PromClient, QueryOptions
-from .query import DEFAULT_CONCURRENCY, EvaluationFailed, ModelSettings, QuerySource
+from .query import (
+    BASELINE_REFRESH_SECONDS,
+    DEFAULT_CONCURRENCY,
+    EvaluationFailed,
+    ModelSettings,
+    QuerySource,
+)
 from .scrape import ScrapeError, WindowStore, fetch
 
 __all__ = ["BaseDriftService", "DriftService", "DriftQueryService", "DriftHTTPServer"]
@@ -311,8 +317,7 @@ class DriftService(BaseDriftService):
             snap = self._store.snapshot(now)
             self._baseline.update(ok[s] for s in self.sources if s in ok)
             windows = self._store.windows()
-            scores, samples = compute_scores(windows, self._baseline, self.min_samples,
-                                             self._on_skip)
+            scored = compute_scores(windows, self._baseline, self.min_samples, self._on_skip)
             duration = time.perf_counter() - t0
             self._evaluations += 1
             self._observe_duration(duration)
@@ -321,8 +326,7 @@ class DriftService(BaseDriftService):
                 self._last_success = finished
             res = DriftResults(
                 timestamp=finished,
-                scores=MappingProxyType(scores),
-                samples=MappingProxyType(samples),
+                scored=scored,
                 sources_up=MappingProxyType({s: s not in errors for s in self.sources}),
                 source_errors=MappingProxyType(errors),
                 last_success_timestamp=self._last_success,
@@ -410,6 +414,9 @@ class DriftQueryService(BaseDriftService):
         Queries in flight at once.
     evaluation_delay : float
         Seconds the evaluation time lags the clock.
+    baseline_refresh : float
+        Seconds a read of the baseline gauges is reused at most (see
+        :class:`~modelmon.drift.query.QuerySource`).
     """
 
     def __init__(
@@ -428,6 +435,7 @@ class DriftQueryService(BaseDriftService):
         clock: Callable[[], float] = time.time,
         concurrency: int = DEFAULT_CONCURRENCY,
         evaluation_delay: float = 0.0,
+        baseline_refresh: float = BASELINE_REFRESH_SECONDS,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval: expected seconds > 0, got {interval!r}")
@@ -436,7 +444,7 @@ class DriftQueryService(BaseDriftService):
         client = PromClient(url, options, session)
         source = QuerySource(client, window=window, min_samples=min_samples, methods=methods,
                              models=models, baselines=baselines, concurrency=concurrency,
-                             on_skip=self._on_skip)
+                             on_skip=self._on_skip, baseline_refresh=baseline_refresh)
         super().__init__(interval=interval, registry=registry, clock=clock)
         self.client = client
         self.source = source
@@ -476,8 +484,7 @@ class DriftQueryService(BaseDriftService):
                 self._up = True
                 res = DriftResults(
                     timestamp=finished,
-                    scores=ev.scores,
-                    samples=ev.samples,
+                    scored=ev.scored,
                     sources_up=MappingProxyType({src: True}),
                     source_errors=MappingProxyType({}),
                     last_success_timestamp=finished,
@@ -487,7 +494,8 @@ class DriftQueryService(BaseDriftService):
                     duration_seconds=duration,
                     min_samples=self.min_samples,
                     info=MappingProxyType({"mode": "query", "evaluation_time": t,
-                                           "models": ev.models, "queries": ev.queries}),
+                                           "models": ev.models, "queries": ev.queries,
+                                           "baseline_read": ev.baseline_read}),
                     skipped=MappingProxyType(dict(self._skipped)),
                     query_errors=MappingProxyType(dict(self._query_errors)),
                     **self._duration_fields(),  # type: ignore[arg-type]
@@ -516,8 +524,7 @@ class DriftQueryService(BaseDriftService):
                     res = replace(good, info=MappingProxyType(info), **fields)  # type: ignore[arg-type]
                 else:
                     res = DriftResults(
-                        scores=MappingProxyType({}),
-                        samples=MappingProxyType({}),
+                        scored=EMPTY_SCORES,
                         window_seconds=self.window,
                         previous_window_seconds=self.window,
                         min_samples=self.min_samples,

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("modelmon.drift")
+T = TypeVar("T")
 
 #: Reference size for distributions whose baseline has no samples gauge (the
 #: predicted class): reference counts are ratio x this.
@@ -138,13 +139,21 @@ class ScoreSet:
 
     def __init__(self, blocks: Iterable[ScoreBlock] = ()) -> None:
         self.blocks: tuple[ScoreBlock, ...] = tuple(blocks)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # memo() builders may call order()
         self._scores: Mapping[ScoreKey, float] | None = None
         self._samples: Mapping[SampleKey, float] | None = None
         self._order: tuple[np.ndarray, ...] | None = None
+        self._memo: dict[object, object] = {}
 
     def __repr__(self) -> str:
         return f"ScoreSet({sum(len(b.idents) for b in self.blocks)} rows in {len(self.blocks)} blocks)"
+
+    def memo(self, key: object, build: Callable[[], T]) -> T:
+        """``build()``, computed once per key for this set (e.g. its rendered exposition)."""
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = build()
+            return self._memo[key]  # type: ignore[return-value]
 
     def order(self) -> tuple[np.ndarray, ...]:
         """Per block, the row order that sorts its idents (computed once)."""

@@ -5,8 +5,9 @@ Each evaluation runs, at one evaluation time ``t`` (every query gets
 query per metric family, window group and window, concurrently with a bound
 (:data:`DEFAULT_CONCURRENCY`):
 
-* discovery and baselines (once per evaluation; replicas of one version expose
-  identical gauges, ``max`` deduplicates them)::
+* discovery and baselines (replicas of one version expose identical gauges,
+  ``max`` deduplicates them; the four baseline queries only when the cached
+  read may be out of date, see :class:`QuerySource`)::
 
     max by (model, model_version, baseline_id) (modelmon_model_info)
     max by (model, model_version, feature, le) (modelmon_baseline_bucket_ratio)

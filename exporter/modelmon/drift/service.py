@@ -59,7 +59,7 @@ from ..webconfig import (
     unauthorized_body,
     unauthorized_message,
 )
-from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector
+from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector, score_exposition
 from .evaluate import EMPTY_SCORES, BaselineTable, DriftResults, compute_scores
 from .exposition import Exposition, SeriesKey
 from .promql import PromClient, QueryOptions
@@ -622,8 +622,18 @@ class _Handler(BaseHTTPRequestHandler):
         svc = self.server.service
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            openmetrics = content_type.startswith("application/openmetrics-text")
             try:
-                body = encoder(svc.registry)
+                res = svc.latest  # one results object for the whole scrape
+                with svc.collector.split(res):
+                    body = encoder(svc.registry)
+                scores = score_exposition(res, openmetrics)
+                if scores:
+                    eof = b"# EOF\n"
+                    if openmetrics and body.endswith(eof):
+                        body = body[:-len(eof)] + scores + eof
+                    else:
+                        body += scores
             except Exception as exc:  # pragma: no cover - a collector bug
                 log.exception("event=metrics_render_failed")
                 self._send(500, "text/plain; charset=utf-8", f"error: {exc}\n".encode())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
+import numpy as np
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -25,7 +27,7 @@ from ..catalogue import (
     HistogramFamily,
     by_name,
 )
-from .evaluate import DriftResults
+from .evaluate import DriftResults, ScoreSet
 
 __all__ = ["DriftCollector", "DURATION_BUCKETS", "DURATION_LES", "score_exposition"]
 
@@ -148,90 +150,83 @@ class _Fixed(Collector):
         return iter(self._fams)
 
 
-def _exposition(res: DriftResults, openmetrics: bool) -> bytes:
-    scored = res.scored
-    fmt = floatToGoString
-    lines: dict[str, list[str]] = {_SCORE.name: [], _PRED_SCORE.name: [], _SAMPLES.name: []}
-    s_lines, p_lines, n_lines = lines.values()
-    done: set[tuple[str, str, str, str]] = set()
-    outputs: list[tuple[tuple[str, str, str, str], str]] = []
-    for block, order in zip(scored.blocks, scored.order()):
+def _rows(scored: ScoreSet) -> Iterator[tuple[bool, str, str, str, str, list[float], float]]:
+    """Every row in exposition order (blocks, rows sorted within each block).
+
+    Yields ``(is_feature, model, model_version, name, reference, scores,
+    samples)``: ``scores`` in ``DRIFT_METHODS`` order (NaN: not exported),
+    ``samples`` NaN where no sample gauge is exported, which includes an
+    output whose feature namesake of the same model version has one (the
+    gauge has no kind label; the feature's count wins).
+    """
+    orders = scored.order()
+    features = {(b.idents[j][0], b.idents[j][1], b.idents[j][3], b.reference)
+                for b in scored.blocks
+                for j in np.flatnonzero(~np.isnan(b.samples)).tolist()
+                if b.idents[j][2] == "feature"}
+    nan = math.nan
+    for block, order in zip(scored.blocks, orders):
         ref = block.reference
         idents = block.idents
         for j, row, n in zip(order.tolist(), block.values[order].tolist(),
                              block.samples[order].tolist()):
             model, version, kind, name = idents[j]
             feature = kind == "feature"
-            m, v_, nm = _escape(model), _escape(version), _escape(name)
-            # prometheus_client writes label names sorted; so do we
-            if feature:
-                out = s_lines
-                pre, mid = f'{_SCORE.name}{{feature="{nm}",method="', (
-                    f'",model="{m}",model_version="{v_}",reference="{ref}"}} ')
-            else:
-                out = p_lines
-                pre, mid = f'{_PRED_SCORE.name}{{method="', (
-                    f'",model="{m}",model_version="{v_}",output="{nm}",reference="{ref}"}} ')
-            for method, v in zip(DRIFT_METHODS, row):
-                if v == v:  # not NaN
-                    out.append(f"{pre}{method}{mid}{fmt(v)}\n")
-            if n == n:
-                ident = (model, version, name, ref)
-                line = (f'{_SAMPLES.name}{{feature="{nm}",model="{m}",model_version="{v_}",'
-                        f'reference="{ref}"}} {fmt(n)}\n')
-                if feature:
-                    done.add(ident)
-                    n_lines.append(line)
-                else:
-                    outputs.append((ident, line))
-    for ident, line in outputs:
-        if ident not in done:
-            done.add(ident)
-            n_lines.append(line)
+            if not feature and (model, version, name, ref) in features:
+                n = nan
+            yield feature, model, version, name, ref, row, n
+
+
+def _exposition(res: DriftResults, openmetrics: bool) -> bytes:
+    fmt = floatToGoString
+    s_lines: list[str] = []
+    p_lines: list[str] = []
+    n_lines: list[str] = []
+    for feature, model, version, name, ref, row, n in _rows(res.scored):
+        m, v_, nm = _escape(model), _escape(version), _escape(name)
+        # prometheus_client writes label names sorted; so do we
+        if feature:
+            out = s_lines
+            pre, mid = f'{_SCORE.name}{{feature="{nm}",method="', (
+                f'",model="{m}",model_version="{v_}",reference="{ref}"}} ')
+        else:
+            out = p_lines
+            pre, mid = f'{_PRED_SCORE.name}{{method="', (
+                f'",model="{m}",model_version="{v_}",output="{nm}",reference="{ref}"}} ')
+        for method, v in zip(DRIFT_METHODS, row):
+            if v == v:  # not NaN
+                out.append(f"{pre}{method}{mid}{fmt(v)}\n")
+        if n == n:
+            n_lines.append(f'{_SAMPLES.name}{{feature="{nm}",model="{m}",model_version="{v_}",'
+                           f'reference="{ref}"}} {fmt(n)}\n')
     parts: list[str] = []
-    for entry in (_SCORE, _PRED_SCORE, _SAMPLES):
-        if lines[entry.name]:
+    for entry, lines in ((_SCORE, s_lines), (_PRED_SCORE, p_lines), (_SAMPLES, n_lines)):
+        if lines:
             parts.append(_header(entry, openmetrics))
-            parts.extend(lines[entry.name])
+            parts.extend(lines)
     return "".join(parts).encode()
 
 
 def _render_scores(res: DriftResults, score: GaugeMetricFamily, pred: GaugeMetricFamily,
                    samples: GaugeMetricFamily) -> None:
-    """The score and sample gauges from the columns, rows of each block in sorted order.
+    """The score and sample gauges from the columns (see :func:`_rows`).
 
     Samples are appended straight to the families with the catalogue's label
-    names: what ``add_metric`` does minus a list and a dict per call, which at
-    10,000 series x 7 methods x 2 references is most of a scrape.
+    names: what ``add_metric`` does minus a list and a dict per call.
     """
-    scored = res.scored
     s_names, p_names, n_names = _SCORE.labels, _PRED_SCORE.labels, _SAMPLES.labels
-    s_add, p_add, n_add = score.samples.append, pred.samples.append, samples.samples.append
     s_name, p_name, n_name = score.name, pred.name, samples.name
-    done: set[tuple[str, str, str, str]] = set()
-    outputs: list[tuple[tuple[str, str, str, str], float]] = []
-    for block, order in zip(scored.blocks, scored.order()):
-        ref = block.reference
-        idents = block.idents
-        for j, row, n in zip(order.tolist(), block.values[order].tolist(),
-                             block.samples[order].tolist()):
-            model, version, kind, name = idents[j]
-            feature = kind == "feature"
-            add, fname, lnames = (s_add, s_name, s_names) if feature else (p_add, p_name, p_names)
-            for method, v in zip(DRIFT_METHODS, row):
-                if v == v:  # not NaN
-                    add(Sample(fname, dict(zip(lnames, (model, version, name, method, ref))), v))
-            if n == n:
-                ident = (model, version, name, ref)
-                if feature:
-                    done.add(ident)
-                    n_add(Sample(n_name, dict(zip(n_names, ident)), n))
-                else:
-                    outputs.append((ident, n))
-    for ident, n in outputs:  # a feature and an output with one name: the feature's count wins
-        if ident not in done:
-            done.add(ident)
-            n_add(Sample(n_name, dict(zip(n_names, ident)), n))
+    for feature, model, version, name, ref, row, n in _rows(res.scored):
+        if feature:
+            add, fname, lnames = score.samples.append, s_name, s_names
+        else:
+            add, fname, lnames = pred.samples.append, p_name, p_names
+        for method, v in zip(DRIFT_METHODS, row):
+            if v == v:  # not NaN
+                add(Sample(fname, dict(zip(lnames, (model, version, name, method, ref))), v))
+        if n == n:
+            samples.samples.append(Sample(n_name, dict(zip(n_names, (model, version, name, ref))),
+                                          n))
 
 
 def _reason_families(res: DriftResults | None) -> list[Metric]:

@@ -198,8 +198,22 @@ class ScoreSet:
 EMPTY_SCORES = ScoreSet()
 
 
+class Scored:
+    """``scores`` and ``samples`` mapping views of a ``scored`` :class:`ScoreSet` attribute."""
+
+    scored: ScoreSet
+
+    @property
+    def scores(self) -> Mapping[ScoreKey, float]:
+        return self.scored.scores
+
+    @property
+    def samples(self) -> Mapping[SampleKey, float]:
+        return self.scored.samples
+
+
 @dataclass(frozen=True)
-class DriftResults:
+class DriftResults(Scored):
     """One evaluation, immutable; the service swaps in a new one per evaluation.
 
     ``scored`` holds the scores as columns; ``scores[(model, model_version,
@@ -231,14 +245,6 @@ class DriftResults:
     skipped: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     #: Cumulative ``modelmon_drift_query_errors_total`` by reason (query mode; empty otherwise).
     query_errors: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def scores(self) -> Mapping[ScoreKey, float]:
-        return self.scored.scores
-
-    @property
-    def samples(self) -> Mapping[SampleKey, float]:
-        return self.scored.samples
 
     @property
     def all_sources_up(self) -> bool:

@@ -68,8 +68,7 @@ from .evaluate import (
     CLASS_REFERENCE_SAMPLES,
     BaselineTable,
     Rows,
-    SampleKey,
-    ScoreKey,
+    Scored,
     ScoreSet,
     ident_of,
     score_rows,
@@ -306,7 +305,7 @@ class _LazyWindows(Mapping[float, Windows]):
 
 
 @dataclass(frozen=True)
-class QueryEvaluation:
+class QueryEvaluation(Scored):
     """What one successful evaluation found."""
 
     time: float
@@ -320,14 +319,6 @@ class QueryEvaluation:
     queries: int = 0
     #: Whether the baseline gauges were read in this evaluation (else the cached ones were used).
     baseline_read: bool = True
-
-    @property
-    def scores(self) -> Mapping[ScoreKey, float]:
-        return self.scored.scores
-
-    @property
-    def samples(self) -> Mapping[SampleKey, float]:
-        return self.scored.samples
 
 
 @dataclass(frozen=True)

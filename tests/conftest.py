@@ -13,6 +13,11 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# Sidecars the tests start as processes keep their label join in memory unless a test
+# chooses a store: the default (a SQLite file in the working directory) would put files
+# in the checkout and share them between unrelated sidecars.
+os.environ.setdefault("MODELMON_JOIN_STORE", "memory")
+
 
 def require_binary(name: str) -> str:
     """Path of a real binary; skips loudly outside CI, fails under CI=true."""
@@ -197,3 +202,58 @@ class VictoriaMetrics(_StoreServer):
 @pytest.fixture(scope="session")
 def victoria_metrics_binary() -> str:
     return require_binary("victoria-metrics")
+
+
+class RedisServer:
+    """A real ``redis-server`` on a free loopback port, without persistence
+    (``--save '' --appendonly no``), working in ``workdir``; ``url`` is database 0.
+
+    Readiness is a raw ``PING`` over the socket (no client library needed).
+    """
+
+    def __init__(self, binary: str, workdir: os.PathLike[str] | str) -> None:
+        import time
+        from pathlib import Path
+
+        self.work = Path(workdir)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log = open(self.work / "redis.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.work)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not self.ping():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start: "
+                                   + (self.work / "redis.log").read_text()[-2000:])
+            time.sleep(0.05)
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """One real redis-server for the session (skips loudly outside CI if missing)."""
+    server = RedisServer(require_binary("redis-server"), tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()

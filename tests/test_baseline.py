@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import numpy as np
@@ -163,3 +164,237 @@ def test_pandas_dataframe_input(data):
     assert b.features["income"].missing_fraction == pytest.approx(0.01)
     assert b.features["region"].kind == "categorical"
     assert b.features["region"].categories[0] == "north"
+
+
+# --- calibration of a binary classifier's score (label-free performance estimation) ---
+
+
+@pytest.fixture
+def scored():
+    rng = np.random.default_rng(7)
+    n = 4_000
+    x = rng.normal(0, 1, n)
+    score = 1 / (1 + np.exp(-2 * x))
+    label = (rng.random(n) < score).astype(int)
+    return {"x": x, "score": score, "label": label, "pred": (score >= 0.4).astype(int)}
+
+
+def _by_hand(edges, score, actual, predicted):
+    idx = np.searchsorted(edges, score, side="left")
+
+    def count(mask):
+        return tuple(np.bincount(idx[mask], minlength=len(edges) + 1).tolist())
+
+    ones = np.ones(score.size, bool)
+    return count(ones), count(actual), count(predicted), count(actual & predicted)
+
+
+def test_calibration_from_the_prediction_column(scored):
+    b = Baseline.build(scored, model="m", prediction="pred", probability="score", target="label",
+                       bins=10)
+    c = b.calibration
+    assert c.score == "score" and c.positive == "1" and c.prediction == "pred"
+    assert c.threshold is None and c.samples == 4_000
+    edges = np.asarray(b.probabilities["score"].edges)
+    assert (c.rows, c.positives, c.predicted_positive, c.true_positive) == _by_hand(
+        edges, scored["score"], scored["label"] == 1, scored["pred"] == 1)
+    assert c.rows == b.probabilities["score"].counts
+    # the estimate on the training histogram is the training accuracy
+    assert c.estimate(c.rows).accuracy == pytest.approx(np.mean(scored["label"] == scored["pred"]))
+
+
+def test_calibration_from_a_threshold(scored):
+    del scored["pred"]
+    b = Baseline.build(scored, model="m", probability="score", target="label", bins=10)
+    c = b.calibration
+    assert c.prediction is None and c.threshold == 0.5
+    edges = np.asarray(b.probabilities["score"].edges)
+    assert c.predicted_positive == _by_hand(edges, scored["score"], scored["label"] == 1,
+                                            scored["score"] >= 0.5)[2]
+    b = Baseline.build(scored, model="m", probability="score", target="label", bins=10,
+                       threshold=0.3)
+    assert b.calibration.threshold == 0.3
+    assert b.calibration.predicted_positive == _by_hand(
+        edges, scored["score"], scored["label"] == 1, scored["score"] >= 0.3)[2]
+
+
+def test_calibration_positive_class(scored):
+    labels = np.where(scored["label"] == 1, "bad", "good")
+    data = {**scored, "label": labels}
+    with pytest.raises(BaselineError, match=r"positive: the target 'label' has the classes 'bad' "
+                                            r"and 'good'; say which one is positive"):
+        Baseline.build(data, model="m", probability="score", target="label")
+    b = Baseline.build(data, model="m", probability="score", target="label", positive="bad")
+    assert b.calibration.positive == "bad"
+    # the same counts as the 0/1 target with 1 positive
+    ones = Baseline.build(scored, model="m", probability="score", target="label").calibration
+    assert b.calibration == dataclasses.replace(ones, positive="bad")
+    flipped = Baseline.build(data, model="m", probability="score", target="label", positive="good")
+    assert flipped.calibration.positives == tuple(
+        r - p for r, p in zip(b.calibration.rows, b.calibration.positives, strict=True))
+    with pytest.raises(BaselineError, match="positive: expected one of the target classes 'bad' "
+                                            "and 'good', got 'ugly'"):
+        Baseline.build(data, model="m", probability="score", target="label", positive="ugly")
+    # bools and "0"/"1" strings need no positive
+    for target in (scored["label"] == 1, scored["label"].astype(str), scored["label"] * 1.0):
+        b = Baseline.build({**scored, "label": target}, model="m", probability="score",
+                           target="label")
+        assert b.calibration.positive in ("1", "true")
+    # a missing label leaves the row out
+    with_gaps = scored["label"].astype(float)
+    with_gaps[:10] = np.nan
+    b = Baseline.build({**scored, "label": with_gaps}, model="m", probability="score",
+                       target="label")
+    assert b.calibration.samples == 3_990
+
+
+def test_no_calibration_without_a_binary_target_and_one_score(scored, data):
+    three = np.arange(4_000) % 3
+    assert Baseline.build({**scored, "label": three}, model="m", probability="score",
+                          target="label").calibration is None
+    assert Baseline.build(scored, model="m", probability=["score", "x"],
+                          target="label").calibration is None
+    assert Baseline.build(scored, model="m", probability="score").calibration is None
+    # asking for one explicitly then fails
+    with pytest.raises(BaselineError, match="positive, threshold: the score calibration needs a "
+                                            "binary target; column 'label' has 3 classes"):
+        Baseline.build({**scored, "label": three}, model="m", probability="score",
+                       target="label", positive=1)
+    with pytest.raises(BaselineError, match="exactly one probability column"):
+        Baseline.build(scored, model="m", probability="score", threshold=0.5)
+    with pytest.raises(BaselineError, match="threshold: expected a finite number"):
+        Baseline.build(scored, model="m", probability="score", target="label", threshold="0.5")
+    # a prediction that is not a target class (yes/no for a 0/1 target): no calibration,
+    # unless a threshold says how the score predicts
+    b = Baseline.build(data, model="loans", prediction="approved", probability="score",
+                       target="defaulted")
+    assert b.calibration is None
+    b = Baseline.build(data, model="loans", prediction="approved", probability="score",
+                       target="defaulted", threshold=0.5)
+    assert b.calibration.threshold == 0.5 and b.calibration.prediction is None
+    with pytest.raises(BaselineError, match="column 'approved': the predicted classes "
+                                            "\\('no', 'yes'\\) are not the target classes"):
+        Baseline.build(data, model="loans", prediction="approved", probability="score",
+                       target="defaulted", positive=1)
+
+
+def test_calibration_roundtrip_and_content_hash(tmp_path, scored):
+    b = Baseline.build(scored, model="m", prediction="pred", probability="score", target="label",
+                       bins=10)
+    p = b.save(tmp_path / "b.yaml")
+    loaded = Baseline.load(p)
+    assert loaded == b and loaded.calibration == b.calibration and loaded.id == b.id
+    assert Baseline.build(scored, model="m", prediction="pred", probability="score",
+                          target="label", bins=10).id == b.id
+    doc = yaml.safe_load(p.read_text())
+    cal = doc["calibration"]
+    assert list(cal) == ["score", "positive", "prediction", "rows", "positives",
+                         "predicted_positive", "true_positive"]
+    assert cal["positive"] == "1" and cal["rows"] == list(b.calibration.rows)
+    assert "rows: [" in p.read_text()  # one line per array
+    # the calibration is part of the content hash
+    cal["rows"][0] += 1
+    p.write_text(yaml.safe_dump(doc))
+    with pytest.raises(BaselineError, match="key 'id': expected the content hash"):
+        Baseline.load(p)
+    del doc["id"]
+    p.write_text(yaml.safe_dump(doc))
+    assert Baseline.load(p).id != b.id
+    # a threshold calibration round-trips too
+    t = Baseline.build(scored, model="m", probability="score", target="label", threshold=0.25)
+    assert Baseline.load(t.save(tmp_path / "t.yaml")) == t
+
+
+OLD_FILE = """\
+schema_version: 1
+id: ac371a5437d5fa73
+created_at: '2024-05-01T00:00:00+00:00'
+model: m
+model_version: '1'
+rows: 4
+features:
+  x:
+    type: numeric
+    edges: [0.5]
+    counts: [2, 2]
+    min: 0.0
+    max: 1.0
+    mean: 0.5
+    std: 0.5
+    missing_fraction: 0.0
+probabilities:
+  score:
+    type: numeric
+    edges: [0.5]
+    counts: [2, 2]
+    min: 0.1
+    max: 0.9
+    mean: 0.5
+    std: 0.4
+    missing_fraction: 0.0
+target:
+  column: label
+  type: categorical
+  categories: {'0': 2, '1': 2}
+  other_count: 0
+  missing_fraction: 0.0
+"""
+
+
+def test_a_file_without_calibration_still_loads_with_its_id(tmp_path):
+    p = tmp_path / "old.yaml"
+    p.write_text(OLD_FILE)
+    b = Baseline.load(p)
+    assert b.calibration is None and b.id == "ac371a5437d5fa73"
+    assert Baseline.load(b.save(tmp_path / "again.yaml")) == b
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.__setitem__("score", "nope"),
+     "key 'calibration.score': expected the name of a probability column (score)"),
+    (lambda c: c.pop("positive"), "key 'calibration.positive': missing"),
+    (lambda c: c.__setitem__("positive", 1),
+     "key 'calibration.positive': expected the positive class as a non-empty string"),
+    (lambda c: c.__setitem__("threshold", 0.5),
+     ("key 'calibration.prediction': expected exactly one of 'prediction' (column) and "
+      "'threshold'")),
+    (lambda c: c.pop("prediction"), "key 'calibration.prediction': expected exactly one"),
+    (lambda c: c.__setitem__("prediction", "other"),
+     "key 'calibration.prediction': expected the prediction column ('pred')"),
+    (lambda c: c.__setitem__("rows", c["rows"][:-1]),
+     "key 'calibration.rows': expected 10 counts"),
+    (lambda c: c.pop("true_positive"), "key 'calibration.true_positive': missing"),
+    (lambda c: c["positives"].__setitem__(0, -1),
+     "key 'calibration.positives': expected a list of non-negative integers"),
+    (lambda c: c["positives"].__setitem__(3, c["rows"][3] + 1),
+     "key 'calibration.positives': expected at most rows in every bucket (bucket 3)"),
+    (lambda c: c["true_positive"].__setitem__(9, c["positives"][9] + 1),
+     "key 'calibration.true_positive': expected at most positives and predicted_positive"),
+    (lambda c: c["true_positive"].__setitem__(9, c["true_positive"][9] - 1),
+     ("key 'calibration.rows': expected at least positives + predicted_positive - "
+      "true_positive in every bucket (bucket 9)")),
+    (lambda c: c.clear() or c.__setitem__("x", 1), "key 'calibration.score': missing"),
+])
+def test_load_checks_the_calibration(tmp_path, scored, edit, message):
+    b = Baseline.build(scored, model="m", prediction="pred", probability="score", target="label",
+                       bins=10)
+    doc = b.to_dict()
+    del doc["id"]
+    edit(doc["calibration"])
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    with pytest.raises(BaselineError) as exc:
+        Baseline.load(p)
+    assert str(p) in str(exc.value) and message in str(exc.value)
+
+
+def test_load_rejects_a_calibration_without_a_target(tmp_path, scored):
+    doc = Baseline.build(scored, model="m", probability="score", target="label").to_dict()
+    del doc["id"], doc["target"]
+    with pytest.raises(BaselineError, match="key 'calibration': expected no calibration in a "
+                                            "baseline without a target"):
+        Baseline.from_dict(doc)
+    doc["calibration"] = "yes"
+    doc["target"] = Baseline.build(scored, model="m", target="label").to_dict()["target"]
+    with pytest.raises(BaselineError, match="key 'calibration': expected a mapping"):
+        Baseline.from_dict(doc)

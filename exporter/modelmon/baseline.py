@@ -4,7 +4,11 @@ A :class:`Baseline` holds, per numeric feature, bucket edges at the training
 quantiles with the training count in each bucket, min/max/mean/std and the
 missing fraction; per categorical feature, the most frequent categories with
 their counts (the rest is ``__other__``); the same for the model's outputs;
-and the class priors or target distribution where a target is given.
+and the class priors or target distribution where a target is given. For a
+binary classifier with one score column and a binary target it also holds a
+:class:`Calibration`: outcome and prediction counts per score bucket, from
+which a live score histogram gives the expected accuracy, precision, recall
+and F1 before labels arrive (:meth:`Calibration.estimate`).
 
 It is saved as versioned YAML with a content hash as its ``id``::
 
@@ -39,11 +43,13 @@ from typing import Any, Union
 import numpy as np
 import yaml
 
-from .stats.binning import bucket_counts, quantile_edges
+from .stats.binning import bucket_counts, bucket_index, quantile_edges
+from .stats.estimation import PerformanceEstimate, estimate_performance
 
 __all__ = [
     "Baseline",
     "BaselineError",
+    "Calibration",
     "NumericSummary",
     "CategoricalSummary",
     "Summary",
@@ -181,6 +187,75 @@ class CategoricalSummary:
 Summary = Union[NumericSummary, CategoricalSummary]
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """Outcome and prediction rates per score bucket of a binary classifier.
+
+    Built from labelled training rows for label-free performance estimation
+    (see :func:`modelmon.stats.estimation.estimate_performance`). The buckets
+    are those of the score column's :class:`NumericSummary` (``edges``, ``le``
+    convention), so ``len(rows) == len(edges) + 1``; a live histogram of the
+    score with the same edges gives the expected confusion matrix.
+
+    Attributes
+    ----------
+    score : str
+        The probability (score) column whose buckets these are.
+    positive : str
+        The positive class, as its category string (``"1"``, ``"true"``, ``"yes"``).
+    prediction : str or None
+        The prediction column the predicted class was read from, or None when
+        it came from ``score >= threshold``.
+    threshold : float or None
+        The threshold of the score when ``prediction`` is None, else None.
+    rows : tuple of int
+        Labelled training rows per bucket (target, score and, when used, the
+        prediction present).
+    positives : tuple of int
+        Of them, actually positive.
+    predicted_positive : tuple of int
+        Of them, predicted positive.
+    true_positive : tuple of int
+        Of them, actually and predicted positive.
+    """
+
+    score: str
+    positive: str
+    prediction: str | None
+    threshold: float | None
+    rows: tuple[int, ...]
+    positives: tuple[int, ...]
+    predicted_positive: tuple[int, ...]
+    true_positive: tuple[int, ...]
+
+    @property
+    def samples(self) -> int:
+        """Labelled training rows in the table."""
+        return int(sum(self.rows))
+
+    def estimate(self, score_counts: Any) -> PerformanceEstimate:
+        """Expected accuracy, precision, recall and F1 of live score counts ``(..., B)``.
+
+        See :func:`modelmon.stats.estimation.estimate_performance`.
+        """
+        return estimate_performance(score_counts, self.rows, self.positives,
+                                    self.predicted_positive, self.true_positive)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"score": self.score, "positive": self.positive}
+        if self.prediction is not None:
+            doc["prediction"] = self.prediction
+        else:
+            doc["threshold"] = float(self.threshold)  # type: ignore[arg-type]
+        doc.update({
+            "rows": [int(c) for c in self.rows],
+            "positives": [int(c) for c in self.positives],
+            "predicted_positive": [int(c) for c in self.predicted_positive],
+            "true_positive": [int(c) for c in self.true_positive],
+        })
+        return doc
+
+
 # ---------------------------------------------------------------------------
 # Building
 
@@ -315,6 +390,128 @@ def _names(arg: str | Sequence[str] | None) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
+# Calibration of a binary classifier's score
+
+#: Binary target classes whose positive class goes without saying.
+_IMPLICIT_POSITIVE = {frozenset({"0", "1"}): "1", frozenset({"false", "true"}): "true"}
+
+
+def _keys(name: str, values: Any) -> np.ndarray:
+    """Category string of each value (None for missing), as an object array."""
+    arr = _column_array(name, values)
+    if arr.dtype.kind in "biuf":
+        # Vectorised through the distinct values (NaN comes out of np.unique as
+        # one or more NaN entries, each mapping to None).
+        uniq, inverse = np.unique(arr, return_inverse=True)
+        keys = np.array([category_key(v) for v in uniq.tolist()], dtype=object)
+        return keys[inverse.reshape(-1)]
+    out = np.empty(arr.size, dtype=object)
+    for i, v in enumerate(arr.tolist()):
+        try:
+            k = category_key(v)
+        except TypeError as exc:
+            raise BaselineError(f"column {name!r}, row {i}: {exc}") from None
+        out[i] = None if k is None else k[:MAX_CATEGORY_LENGTH]
+    return out
+
+
+def _present(keys: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-missing keys."""
+    return np.fromiter((k is not None for k in keys.tolist()), dtype=bool, count=keys.size)
+
+
+def _floats(name: str, values: Any) -> np.ndarray:
+    """A numeric column as float64, missing as NaN (the column was summarised as numeric)."""
+    arr = _column_array(name, values)
+    if arr.dtype.kind in "iuf":
+        return arr.astype(np.float64)
+    return np.array([np.nan if v is None else v for v in arr.tolist()], dtype=np.float64)
+
+
+def _calibration(cols: Mapping[str, Any], *, score: NumericSummary, target: str,
+                 prediction: str | None, positive: Any,
+                 threshold: float | None) -> Calibration | None:
+    """The calibration table, or None when the data cannot give one.
+
+    None (no calibration, silently) when the target does not have exactly two
+    classes, or when the prediction column's classes are not target classes
+    (e.g. ``approve``/``reject`` for a 0/1 target) and no threshold is given.
+    When ``positive`` or ``threshold`` was passed, the caller asked for a
+    calibration, so those cases raise instead.
+    """
+    explicit = positive is not None or threshold is not None
+    raw = _column_array(target, cols[target])
+    if raw.dtype.kind in "iuf" and not explicit:
+        # A regression target: skip the category strings of a million distinct values.
+        distinct = np.unique(raw)
+        if distinct[~np.isnan(distinct)].size != 2 if raw.dtype.kind == "f" else distinct.size != 2:
+            return None
+    y_keys = _keys(target, raw)
+    classes = sorted({k for k in y_keys.tolist() if k is not None})
+    if len(classes) != 2:
+        if explicit:
+            raise BaselineError(
+                f"positive, threshold: the score calibration needs a binary target; column "
+                f"{target!r} has {len(classes)} classes")
+        return None
+    if positive is None:
+        pos = _IMPLICIT_POSITIVE.get(frozenset(classes))
+        if pos is None:
+            raise BaselineError(
+                f"positive: the target {target!r} has the classes {classes[0]!r} and "
+                f"{classes[1]!r}; say which one is positive (positive={classes[1]!r}) for the "
+                "score calibration")
+    else:
+        try:
+            pos = category_key(positive)
+        except TypeError as exc:
+            raise BaselineError(f"positive: {exc}") from None
+        if pos is None or pos not in classes:
+            raise BaselineError(
+                f"positive: expected one of the target classes {classes[0]!r} and "
+                f"{classes[1]!r}, got {positive!r}")
+    s = _floats(score.name, cols[score.name])
+    actual = y_keys == pos
+    ok = _present(y_keys) & np.isfinite(s)
+    pred_col: str | None = None
+    if threshold is not None:
+        predicted = s >= threshold
+    elif prediction is not None:
+        p_keys = _keys(prediction, cols[prediction])
+        p_classes = {k for k in p_keys[ok].tolist() if k is not None}
+        if not p_classes <= set(classes):
+            if explicit:
+                shown = ", ".join(repr(c) for c in sorted(p_classes)[:5])
+                raise BaselineError(
+                    f"column {prediction!r}: the predicted classes ({shown}) are not the target "
+                    f"classes {classes[0]!r} and {classes[1]!r}; pass threshold= to predict "
+                    "positive from the score instead")
+            return None
+        predicted = p_keys == pos
+        ok &= _present(p_keys)
+        pred_col = prediction
+    else:
+        threshold = 0.5
+        predicted = s >= threshold
+    if not ok.any():
+        if explicit:
+            raise BaselineError(f"column {target!r}: no row has both a label and a score")
+        return None
+    nb = len(score.edges) + 1
+    idx = bucket_index(score.edges, s[ok])
+
+    def count(mask: np.ndarray | None = None) -> tuple[int, ...]:
+        sel = idx if mask is None else idx[mask[ok]]
+        return tuple(int(c) for c in np.bincount(sel, minlength=nb))
+
+    return Calibration(
+        score=score.name, positive=pos, prediction=pred_col,
+        threshold=None if pred_col is not None else float(threshold),  # type: ignore[arg-type]
+        rows=count(), positives=count(actual), predicted_positive=count(predicted),
+        true_positive=count(actual & predicted))
+
+
+# ---------------------------------------------------------------------------
 # Validation of a loaded document
 
 
@@ -389,6 +586,50 @@ def _summary_from_dict(name: str, d: Any, path: str, where: str) -> Summary:
     raise _fail(where, path + "type", "'numeric' or 'categorical'", kind)
 
 
+def _calibration_from_dict(d: Any, probs: Mapping[str, NumericSummary], pred: Summary | None,
+                           tgt: Summary | None, where: str) -> Calibration:
+    path = "calibration."
+    if not isinstance(d, Mapping):
+        raise _fail(where, "calibration", "a mapping", d)
+    if tgt is None:
+        raise _fail(where, "calibration", "no calibration in a baseline without a target",
+                    "calibration")
+    score = _req(d, "score", path, where)
+    if not isinstance(score, str) or score not in probs:
+        raise _fail(where, path + "score",
+                    f"the name of a probability column ({', '.join(sorted(probs)) or 'none'})",
+                    score)
+    positive = _req(d, "positive", path, where)
+    if not isinstance(positive, str) or not positive:
+        raise _fail(where, path + "positive", "the positive class as a non-empty string", positive)
+    prediction = d.get("prediction")
+    threshold = d.get("threshold")
+    if (prediction is None) == (threshold is None):
+        raise _fail(where, path + "prediction",
+                    "exactly one of 'prediction' (column) and 'threshold' (number)",
+                    {"prediction": prediction, "threshold": threshold})
+    if prediction is not None and (pred is None or prediction != pred.name):
+        raise _fail(where, path + "prediction",
+                    f"the prediction column ({pred.name!r})" if pred is not None
+                    else "no prediction (the baseline has no prediction column)", prediction)
+    thr = None if threshold is None else _num(threshold, path + "threshold", where)
+    nb = len(probs[score].edges) + 1
+    arrays = {k: _counts(_req(d, k, path, where), path + k, where, nb)
+              for k in ("rows", "positives", "predicted_positive", "true_positive")}
+    n, pos, pp, tp = (np.asarray(arrays[k], dtype=np.int64) for k in
+                      ("rows", "positives", "predicted_positive", "true_positive"))
+    for key, bad, rule in (
+            ("positives", pos > n, "at most rows"),
+            ("predicted_positive", pp > n, "at most rows"),
+            ("true_positive", (tp > pos) | (tp > pp), "at most positives and predicted_positive"),
+            ("rows", pos + pp - tp > n, "at least positives + predicted_positive - true_positive")):
+        if bad.any():
+            b = int(np.argmax(bad))
+            raise _fail(where, path + key, f"{rule} in every bucket (bucket {b})", arrays[key])
+    return Calibration(score=score, positive=positive, prediction=prediction, threshold=thr,
+                       **arrays)
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -409,6 +650,7 @@ class Baseline:
     rows: int = 0
     created_at: str = ""
     id: str = ""
+    calibration: Calibration | None = None
 
     # -- construction -------------------------------------------------------
 
@@ -427,6 +669,8 @@ class Baseline:
         exclude: Sequence[str] | None = None,
         bins: int = 20,
         max_categories: int = 50,
+        positive: Any = None,
+        threshold: float | None = None,
     ) -> "Baseline":
         """Summarise training data into a baseline.
 
@@ -454,6 +698,26 @@ class Baseline:
             Buckets per numeric column (each holds about ``1/bins`` of the rows).
         max_categories : int
             Categories kept per categorical column; the rest is ``__other__``.
+        positive : str, int or bool, optional
+            The positive class of a binary target. Default ``1`` / ``True``
+            when the classes are 0 and 1 (or ``"0"`` and ``"1"``) or False and
+            True; any other pair of classes needs it.
+        threshold : float, optional
+            Predict positive when ``score >= threshold`` for the calibration.
+            Default: the ``prediction`` column when its classes are the
+            target's, else 0.5 when there is no prediction column.
+
+        Notes
+        -----
+        With a binary ``target`` (exactly two classes) and exactly one
+        ``probability`` column, the baseline also gets a :class:`Calibration`
+        over that score's buckets (``calibration``), for label-free
+        performance estimation. The predicted class comes from ``threshold``
+        when given, else from the ``prediction`` column when its classes are
+        target classes, else (no prediction column) from ``score >= 0.5``. A
+        prediction column with other classes (``approve``/``reject`` for a 0/1
+        target) and no threshold gives no calibration. Rows missing the
+        target, the score or the prediction it uses are left out of it.
         """
         if not isinstance(model, str) or not model:
             raise BaselineError("model: expected a non-empty string")
@@ -493,8 +757,20 @@ class Baseline:
             prob[p] = s
         tgt = (_summarise(target, cols[target], categorical=target in cat, bins=bins,
                           max_categories=max_categories) if target else None)
+        if threshold is not None and not (_is_number(threshold) and math.isfinite(threshold)):
+            raise BaselineError(f"threshold: expected a finite number, got {threshold!r}")
+        cal = None
+        if target and len(prob) == 1:
+            cal = _calibration(cols, score=next(iter(prob.values())), target=target,
+                               prediction=prediction, positive=positive,
+                               threshold=None if threshold is None else float(threshold))
+        elif positive is not None or threshold is not None:
+            raise BaselineError(
+                "positive, threshold: the score calibration needs a target and exactly one "
+                f"probability column, got {len(prob)} probability columns"
+                + ("" if target else " and no target"))
         b = cls(model=model, model_version=str(model_version), features=summ, prediction=pred,
-                probabilities=prob, target=tgt, rows=int(rows),
+                probabilities=prob, target=tgt, rows=int(rows), calibration=cal,
                 created_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat())
         return b._with_id()
 
@@ -512,6 +788,8 @@ class Baseline:
             doc["probabilities"] = {n: s.to_dict() for n, s in self.probabilities.items()}
         if self.target is not None:
             doc["target"] = {"column": self.target.name, **self.target.to_dict()}
+        if self.calibration is not None:
+            doc["calibration"] = self.calibration.to_dict()
         return doc
 
     def _with_id(self) -> "Baseline":
@@ -613,8 +891,11 @@ class Baseline:
         if clash:
             raise _fail(where, "features", "no feature with the name of an output",
                         sorted(clash)[0])
+        cal = None
+        if doc.get("calibration") is not None:
+            cal = _calibration_from_dict(doc["calibration"], probs, pred, tgt, where)
         b = cls(model=model, model_version=str(version), features=features, prediction=pred,
-                probabilities=probs, target=tgt, rows=rows,
+                probabilities=probs, target=tgt, rows=rows, calibration=cal,
                 created_at=str(doc.get("created_at", "")))
         b = b._with_id()
         stored = doc.get("id")

@@ -33,6 +33,11 @@ __all__ = [
     "LATENCY_BUCKETS",
     "SCHEMA_VIOLATION_REASONS",
     "DRIFT_METHODS",
+    "SEGMENT_ALL",
+    "EXPIRE_REASONS",
+    "CONCEPT_DETECTORS",
+    "ESTIMATED_METRICS",
+    "LABEL_DELAY_BUCKETS",
     "NUMERIC_ONLY_METHODS",
     "DRIFT_REFERENCES",
     "OTHER",
@@ -98,7 +103,8 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 
 #: ``endpoint`` label values of the sidecar's request metrics (a bounded set:
 #: paths are mapped to these, never copied).
-SIDECAR_ENDPOINTS: tuple[str, ...] = ("events", "models", "metrics", "health", "other")
+SIDECAR_ENDPOINTS: tuple[str, ...] = ("events", "labels", "models", "metrics", "health",
+                                       "other")
 #: ``reason`` label values of ``modelmon_sidecar_events_rejected_total``.
 SIDECAR_REJECT_REASONS: tuple[str, ...] = ("malformed", "invalid_field", "wrong_type",
                                            "non_finite")
@@ -106,6 +112,20 @@ SIDECAR_REJECT_REASONS: tuple[str, ...] = ("malformed", "invalid_field", "wrong_
 REQUEST_BUCKETS: tuple[float, ...] = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0,
+)
+
+#: ``segment`` label value that every labelled prediction is counted under.
+SEGMENT_ALL = "all"
+#: ``reason`` label values of ``modelmon_predictions_expired_total``.
+EXPIRE_REASONS: tuple[str, ...] = ("ttl", "cap")
+#: ``detector`` label values of the concept-drift metrics.
+CONCEPT_DETECTORS: tuple[str, ...] = ("page_hinkley", "adwin")
+#: ``metric`` label values of ``modelmon_estimated_performance``.
+ESTIMATED_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
+#: Label delay buckets in seconds: a minute to 90 days.
+LABEL_DELAY_BUCKETS: tuple[float, ...] = (
+    60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 3 * 86400.0, 7 * 86400.0,
+    14 * 86400.0, 30 * 86400.0, 90 * 86400.0,
 )
 
 _MV = ("model", "model_version")
@@ -251,6 +271,60 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "modelmon_baseline_samples", "gauge",
         "Training values behind the baseline ratios of a feature or output (non-missing rows).",
         _MV + ("feature",), "monitor"),
+    # --- Ground truth (labels joined to predictions by id) ----------------------
+    MetricSpec(
+        "modelmon_labels_total", "counter",
+        "Ground-truth labels joined to the prediction with the same id.",
+        _MV, "monitor"),
+    MetricSpec(
+        "modelmon_labels_unmatched_total", "counter",
+        "Ground-truth labels whose id matched no remembered prediction (never made, expired, "
+        "or already labelled).",
+        _MV, "monitor"),
+    MetricSpec(
+        "modelmon_predictions_expired_total", "counter",
+        "Remembered predictions dropped before their label came, by reason: ttl (older than "
+        "the join TTL) or cap (evicted to stay under the join store's row cap).",
+        _MV + ("reason",), "monitor"),
+    MetricSpec(
+        "modelmon_label_delay_seconds", "histogram",
+        "Time from a prediction to the arrival (or the given timestamp) of its label.",
+        _MV, "monitor"),
+    MetricSpec(
+        "modelmon_confusion_total", "counter",
+        "Labelled predictions of a classifier by actual and predicted class, per segment "
+        "(segment=\"all\" holds every one); classes not in the baseline are __other__.",
+        _MV + ("segment", "actual", "predicted"), "monitor"),
+    MetricSpec(
+        "modelmon_labeled_score", "histogram",
+        "Score of the positive class of labelled binary predictions, by actual class and "
+        "segment; bucket bounds are the score's baseline quantiles (ROC-AUC from buckets).",
+        _MV + ("segment", "actual"), "monitor"),
+    MetricSpec(
+        "modelmon_prediction_error", "histogram",
+        "Error (prediction minus actual) of labelled regression predictions, per segment.",
+        _MV + ("segment",), "monitor"),
+    MetricSpec(
+        "modelmon_prediction_absolute_error_total", "counter",
+        "Sum of the absolute errors of labelled regression predictions, per segment (MAE = "
+        "its increase over the error histogram's _count increase).",
+        _MV + ("segment",), "monitor"),
+    MetricSpec(
+        "modelmon_prediction_squared_error_total", "counter",
+        "Sum of the squared errors of labelled regression predictions, per segment (RMSE = "
+        "sqrt of its increase over the error histogram's _count increase).",
+        _MV + ("segment",), "monitor"),
+    MetricSpec(
+        "modelmon_concept_drift_detections_total", "counter",
+        "Changes detected in the stream of per-label errors, by detector (page_hinkley, "
+        "adwin); each detection restarts the detector.",
+        _MV + ("detector",), "monitor"),
+    MetricSpec(
+        "modelmon_concept_drift_statistic", "gauge",
+        "Current test statistic of a concept-drift detector (Page-Hinkley: the cumulative "
+        "deviation above its minimum; ADWIN: the largest mean difference found between two "
+        "sub-windows), in units of the error.",
+        _MV + ("detector",), "monitor"),
     # --- Sidecar (HTTP ingest) ------------------------------------------------
     MetricSpec(
         "modelmon_sidecar_requests_total", "counter",
@@ -320,6 +394,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "/metrics URL (scrape mode), by reason: timeout, connection, http_4xx, http_5xx, "
         "bad_response, query_error (query mode only).",
         ("reason",), "drift"),
+    MetricSpec(
+        "modelmon_estimated_performance", "gauge",
+        "Performance of a binary classifier expected from its live score histogram and the "
+        "baseline's calibration (fraction of positives per score bucket), before labels come; "
+        "blind to concept drift (a changed relation between score and outcome).",
+        _MV + ("metric",), "drift"),
 )
 
 _BY_NAME = {m.name: m for m in CATALOGUE}

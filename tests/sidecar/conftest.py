@@ -51,15 +51,21 @@ class Live:
         return self.http.post(f"{self.url}/v1/models/{model}/events", data=body,
                               headers={"Content-Type": ctype, **headers}, timeout=30)
 
+    def post_labels(self, model: str, body: bytes, ctype: str = "application/json",
+                    **headers: str) -> requests.Response:
+        return self.http.post(f"{self.url}/v1/models/{model}/labels", data=body,
+                              headers={"Content-Type": ctype, **headers}, timeout=30)
+
     def value(self, name: str, **labels: str) -> float:
         v = self.registry.get_sample_value(name, labels)
         return 0.0 if v is None else v
 
 
 def start_sidecar(baselines: list[Baseline], limits: Limits | None = None,
-                  **kwargs: object) -> Live:
+                  app_kwargs: dict[str, object] | None = None, **kwargs: object) -> Live:
     registry = CollectorRegistry()
-    app = SidecarApp(baselines, limits=limits, registry=registry)
+    app = SidecarApp(baselines, limits=limits, registry=registry,
+                     **(app_kwargs or {}))  # type: ignore[arg-type]
     server = SidecarServer(app, "127.0.0.1", 0, **kwargs)  # type: ignore[arg-type]
     server.start()
     return Live(server, registry)

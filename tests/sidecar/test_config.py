@@ -202,6 +202,15 @@ PRECEDENCE = {
     "web_config_file": ("--web.config.file", "MODELMON_WEB_CONFIG_FILE",
                         "web_config_file: web-file.yml",
                         "FILE", "ENV", "FLAG", "ENV", "FLAG", None),
+    "join_store": ("--join-store", "MODELMON_JOIN_STORE", "labels:\n  join_store: memory",
+                   "memory", "redis://e:6379/0", "sqlite:/tmp/flag.sqlite", "redis", "sqlite",
+                   "sqlite"),
+    "join_ttl": ("--join-ttl", "MODELMON_JOIN_TTL", "labels:\n  ttl: 1h",
+                 3600.0, "2h", "3h", 7200.0, 10800.0, 7 * 86400.0),
+    "join_max_rows": ("--join-max-rows", "MODELMON_JOIN_MAX_ROWS", "labels:\n  max_rows: 100",
+                      100, "200", "300", 200, 300, 10_000_000),
+    "join_commit_interval": ("--join-commit-interval", "MODELMON_JOIN_COMMIT_INTERVAL",
+                             "labels:\n  commit_interval: 2s", 2.0, "3s", "4s", 3.0, 4.0, 1.0),
 }
 
 
@@ -210,6 +219,10 @@ def _value(cfg: SidecarConfig, name: str) -> object:
         return (cfg.host, cfg.port)
     if name in ("max_body_bytes", "max_events_per_request"):
         return getattr(cfg.limits, name)
+    if name.startswith("join_"):
+        key = {"join_store": "type", "join_ttl": "ttl_seconds", "join_max_rows": "max_rows",
+               "join_commit_interval": "commit_interval"}[name]
+        return cfg.join_store.get(key)
     return getattr(cfg, name)
 
 

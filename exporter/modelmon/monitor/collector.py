@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -11,10 +12,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from ..baseline import NumericSummary
-from ..catalogue import LATENCY_BUCKETS, HistogramFamily, by_name
+from ..catalogue import LABEL_DELAY_BUCKETS, LATENCY_BUCKETS, HistogramFamily, by_name
 
 if TYPE_CHECKING:
-    from .core import Monitor
+    from .core import ModelState, Monitor
 
 __all__ = ["MonitorCollector", "le_labels"]
 
@@ -77,6 +78,7 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         mon = self.monitor
         mon.flush()
+        mon._drain_expired()
         fam = {spec.name: spec.family() for spec in _SPECS}
         info = fam["modelmon_model_info"]
         preds = fam["modelmon_predictions_total"]
@@ -112,6 +114,9 @@ class MonitorCollector(Collector):
                     for label, n in zip(st.classes.labels, st.classes.counts.tolist()):
                         pcls.add_metric([model, v, label], float(n))
                 lat.add([model, v], _LATENCY_LES, np.cumsum(st.latency).tolist(), st.latency_sum)
+                if b.prediction is not None and st.labelled:
+                    st.label_state(v, mon._detectors)  # the current version's series from 0
+                    self._labels(fam, model, st)
         for name, rows in self._baseline_rows.items():
             family = fam[name]
             for labels, value in rows:
@@ -119,6 +124,66 @@ class MonitorCollector(Collector):
         yield from (f for f in fam.values() if f.samples)
 
 
+    def _labels(self, fam: dict[str, Metric], model: str, st: "ModelState") -> None:
+        """The ground-truth families of one model (call with its lock held)."""
+        add = {name: fam[name] for name in _LABEL_NAMES}
+        add["modelmon_labels_unmatched_total"].add_metric([model, st.version],
+                                                            float(st.unmatched))
+        for (version, reason), n in st.expired.items():
+            add["modelmon_predictions_expired_total"].add_metric([model, version, reason],
+                                                                 float(n))
+        for v, ls in st.label_states.items():
+            mv = [model, v]
+            add["modelmon_labels_total"].add_metric(mv, float(ls.labels))
+            delay: HistogramFamily = add["modelmon_label_delay_seconds"]  # type: ignore[assignment]
+            delay.add(mv, _DELAY_LES, np.cumsum(ls.delay_counts).tolist(), ls.delay_sum)
+            segs = ls.segment_labels
+            if ls.classifier:
+                conf = add["modelmon_confusion_total"]
+                for si, seg in enumerate(segs):
+                    for ai, actual in enumerate(ls.classes):
+                        for pi, predicted in enumerate(ls.classes):
+                            conf.add_metric(mv + [seg, actual, predicted],
+                                            float(ls.confusion[si, ai, pi]))
+                if ls.score_name is not None:
+                    les = le_labels(ls.score_edges)
+                    hist: HistogramFamily = add["modelmon_labeled_score"]  # type: ignore[assignment]
+                    for si, seg in enumerate(segs):
+                        for ai, actual in enumerate(ls.classes):
+                            hist.add(mv + [seg, actual], les,
+                                     np.cumsum(ls.score_counts[si, ai]).tolist(),
+                                     float(ls.score_sums[si, ai]))
+            elif ls.error_edges.size:
+                les = le_labels(ls.error_edges)
+                err: HistogramFamily = add["modelmon_prediction_error"]  # type: ignore[assignment]
+                for si, seg in enumerate(segs):
+                    err.add(mv + [seg], les, np.cumsum(ls.error_counts[si]).tolist(),
+                            float(ls.error_sum[si]))
+                    add["modelmon_prediction_absolute_error_total"].add_metric(
+                        mv + [seg], float(ls.abs_error[si]))
+                    add["modelmon_prediction_squared_error_total"].add_metric(
+                        mv + [seg], float(ls.sq_error[si]))
+            for name, n in ls.detections.items():
+                add["modelmon_concept_drift_detections_total"].add_metric(mv + [name], float(n))
+                stat = float(getattr(ls.detectors[name], "statistic", 0.0))
+                add["modelmon_concept_drift_statistic"].add_metric(
+                    mv + [name], stat if math.isfinite(stat) else 0.0)  # nothing checked yet
+
+
+_DELAY_LES = le_labels(LABEL_DELAY_BUCKETS)
+_LABEL_NAMES = (
+    "modelmon_labels_total",
+    "modelmon_labels_unmatched_total",
+    "modelmon_predictions_expired_total",
+    "modelmon_label_delay_seconds",
+    "modelmon_confusion_total",
+    "modelmon_labeled_score",
+    "modelmon_prediction_error",
+    "modelmon_prediction_absolute_error_total",
+    "modelmon_prediction_squared_error_total",
+    "modelmon_concept_drift_detections_total",
+    "modelmon_concept_drift_statistic",
+)
 _SPECS = [by_name(n) for n in (
     "modelmon_model_info",
     "modelmon_predictions_total",
@@ -134,4 +199,4 @@ _SPECS = [by_name(n) for n in (
     "modelmon_baseline_category_ratio",
     "modelmon_baseline_class_ratio",
     "modelmon_baseline_samples",
-)]
+) + _LABEL_NAMES]

@@ -21,14 +21,28 @@ from typing import Any
 import numpy as np
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
-from ..baseline import Baseline, CategoricalSummary, NumericSummary, category_key, columns_of
-from ..catalogue import LATENCY_BUCKETS, UNKNOWN
+from ..baseline import (
+    OTHER,
+    Baseline,
+    CategoricalSummary,
+    NumericSummary,
+    category_key,
+    columns_of,
+)
+from ..catalogue import EXPIRE_REASONS, LATENCY_BUCKETS, UNKNOWN
+from .joinstore import JoinStore, MemoryJoinStore, Remembered
+from .labels import LabelResult, LabelState, Segment, segment_values
 
 __all__ = ["Monitor", "SchemaViolationError"]
 
 log = logging.getLogger("modelmon.monitor")
 
 _NUMERIC_TYPES = (int, float, np.integer, np.floating)  # bool is an int: accepted as 0/1
+#: Model versions per model whose labelled predictions are counted apart; predictions of
+#: further versions still remembered when their labels come are counted as ``__other__``.
+MAX_LABEL_VERSIONS = 8
+#: Longest accepted prediction id.
+MAX_ID_LENGTH = 128
 
 
 _FAST_TYPES = {float, int, bool}
@@ -127,13 +141,95 @@ class ModelState:
         # The bounded set of violation series, all exported from the start at 0.
         fields = self.feature_names + list(self.outputs) + (
             [self.pred_name] if self.classes is not None and self.pred_name else [])
-        self.violations: dict[tuple[str, str], int] = {(UNKNOWN, "unknown_feature"): 0}
+        self.violations: dict[tuple[str, str], int] = {(UNKNOWN, "unknown_feature"): 0,
+                                                       ("id", "wrong_type"): 0}
         for f in fields:
             for reason in ("wrong_type", "non_finite", "missing_required"):
                 self.violations[(f, reason)] = 0
         self.buffer: list[tuple[Any, Any, Any, Any]] = []
         self.lock = threading.Lock()        # counts, and the buffer swap
         self.buffer_lock = threading.Lock()  # appends
+        # ground truth: predictions with an id wait in ``remember`` until put in the join store
+        self.segments: tuple[Segment, ...] = ()
+        self.remember: list[tuple[str, Remembered]] = []
+        self.label_states: dict[str, LabelState] = {}
+        #: Set once an id or a label came: the ground-truth series are exported from then on.
+        self.labelled = False
+        self.unmatched = 0
+        self.expired: dict[tuple[str, str], int] = {(self.version, r): 0 for r in EXPIRE_REASONS}
+        self.score_name = (next(iter(baseline.probabilities))
+                           if len(baseline.probabilities) == 1 else None)
+
+    def predicted_of(self, prediction: Any) -> str | float | None:
+        """The predicted class (classifier) or value (regressor) as the join store keeps it."""
+        if self.classes is not None:
+            try:
+                return category_key(prediction)
+            except TypeError:
+                return None
+        if isinstance(prediction, (int, float, np.number)) and not isinstance(prediction, bool):
+            f = float(prediction)
+            return f if math.isfinite(f) else None
+        return None
+
+    def score_of(self, probabilities: Any) -> float | None:
+        """The one score output's value in an event's ``probabilities``, if any."""
+        if self.score_name is None or probabilities is None:
+            return None
+        p = probabilities
+        if isinstance(p, Mapping):
+            p = p.get(self.score_name)
+        elif isinstance(p, (list, tuple, np.ndarray)):
+            p = p[0] if len(p) == 1 else None
+        if isinstance(p, (int, float, np.number)) and not isinstance(p, bool):
+            f = float(p)
+            return f if math.isfinite(f) else None
+        return None
+
+    def remember_rows(self, ids: Sequence[Any], column: Callable[[str], Sequence[Any]],
+                      predictions: Sequence[Any], probabilities: Sequence[Any],
+                      timestamps: Sequence[Any] | None, now: float,
+                      problems: _Problems) -> None:
+        """Queue the events with an id for the join store (``column(feature)`` gives a
+        segmenting feature's values, one per event)."""
+        keep = [i for i, x in enumerate(ids) if x is not None]
+        if not keep:
+            return
+        self.labelled = True
+        bad = [i for i in keep if type(ids[i]) is not str or not ids[i]
+               or len(ids[i]) > MAX_ID_LENGTH]
+        if bad:
+            problems.violation("id", "wrong_type", len(bad),
+                               f"expected a non-empty string of at most {MAX_ID_LENGTH} characters")
+            drop = set(bad)
+            keep = [i for i in keep if i not in drop]
+        segs = [[sg.value_of(v) for v in column(sg.feature)] for sg in self.segments]
+        version = self.version
+        pred = self.predicted_of
+        score = self.score_of
+        rows = []
+        for i in keep:
+            ts = timestamps[i] if timestamps is not None else None
+            rows.append((ids[i], Remembered(
+                version, pred(predictions[i]) if len(predictions) else None,
+                score(probabilities[i]) if len(probabilities) else None,
+                tuple(col[i] for col in segs), now if ts is None else float(ts))))
+        with self.buffer_lock:
+            self.remember.extend(rows)
+
+    def label_state(self, version: str, detectors: Callable[[], Mapping[str, Any]]) -> LabelState:
+        """The counts of predictions made by ``version`` (the current one, or an earlier one
+        whose predictions were still remembered; at most MAX_LABEL_VERSIONS per model)."""
+        ls = self.label_states.get(version)
+        if ls is None:
+            if version != self.version and len(self.label_states) >= MAX_LABEL_VERSIONS:
+                version = OTHER
+                ls = self.label_states.get(version)
+                if ls is not None:
+                    return ls
+            ls = self.label_states[version] = LabelState(self.baseline, version, self.segments,
+                                                         detectors())
+        return ls
 
     # -- folding ----------------------------------------------------------------
 
@@ -468,6 +564,17 @@ class Monitor:
     flush_at : int
         Buffered single events are folded into the count arrays at this many
         events, and always before a scrape.
+    join_store : JoinStore or None
+        Where predictions observed with an ``id`` wait for their label
+        (:mod:`modelmon.monitor.joinstore`); None: a bounded in-memory store,
+        made when the first id comes.
+    segments : sequence of Segment, or mapping of model name to them
+        Segments the labelled predictions are also counted under (besides
+        ``segment="all"``); a sequence applies to every model that has the
+        feature.
+    concept_drift : bool
+        Run the concept-drift detectors (Page-Hinkley and ADWIN) on the
+        per-label error stream of each model version.
 
     Examples
     --------
@@ -493,6 +600,9 @@ class Monitor:
         strict: bool = False,
         clock: Callable[[], float] = time.time,
         flush_at: int = 1000,
+        join_store: JoinStore | None = None,
+        segments: Sequence[Segment] | Mapping[str, Sequence[Segment]] = (),
+        concept_drift: bool = True,
     ) -> None:
         from .collector import MonitorCollector
 
@@ -508,6 +618,10 @@ class Monitor:
                                  "per model")
             self._models[b.model] = ModelState(b)
         self._default = items[0].model if len(items) == 1 else None
+        self._set_segments(segments)
+        self._join_store = join_store
+        self._join_lock = threading.Lock()
+        self.concept_drift = concept_drift
         self.strict = strict
         self.clock = clock
         self.flush_at = max(1, int(flush_at))
@@ -544,6 +658,7 @@ class Monitor:
         latency_seconds: float | None = None,
         id: str | None = None,
         model: str | None = None,
+        timestamp: float | None = None,
     ) -> None:
         """Count one event.
 
@@ -561,12 +676,25 @@ class Monitor:
         latency_seconds : float, optional
             Inference time of this event.
         id : str, optional
-            Prediction id, for joining delayed labels (kept by the label join
-            store when one is configured).
+            Prediction id: the prediction is remembered in the join store until
+            :meth:`record_label` brings its label (or the store's TTL ends).
         model : str, optional
             Model name; required when the Monitor serves several models.
+        timestamp : float, optional
+            When the prediction was made (seconds since the epoch), for the label
+            delay; default now.
         """
         st = self._models[self._default] if model is None and self._default else self._state(model)
+        if id is not None:
+            problems = _Problems(self.strict)
+            st.remember_rows([id], lambda f: [features.get(f) if isinstance(features, Mapping)
+                                              else None], [prediction], [probabilities],
+                             [timestamp], float(self.clock()), problems)
+            if problems.violations:
+                with st.lock:
+                    st.record(problems)
+                if self.strict:
+                    raise SchemaViolationError("; ".join(problems.messages))
         if self.strict:
             self._fold_now(st, [(features, prediction, probabilities, latency_seconds)])
             return
@@ -585,6 +713,8 @@ class Monitor:
         probabilities: Any = None,
         latency_seconds: Any = None,
         model: str | None = None,
+        ids: Any = None,
+        timestamps: Any = None,
     ) -> None:
         """Count a batch of events given as columns.
 
@@ -602,6 +732,11 @@ class Monitor:
             One latency per row.
         model : str, optional
             Model name; required when the Monitor serves several models.
+        ids : array-like of str, optional
+            Prediction ids (``None`` for rows without one): those rows are
+            remembered for :meth:`record_labels`.
+        timestamps : array-like of float, optional
+            When each prediction was made; default now.
         """
         st = self._state(model)
         columns = _columns_of(features)
@@ -624,6 +759,11 @@ class Monitor:
         preds = _as_list(predictions, n, "predictions")
         probs = _prob_rows(probabilities, n, st.prob_names)
         lats = _as_list(latency_seconds, n, "latency_seconds")
+        if ids is not None:
+            st.remember_rows(_as_list(ids, n, "ids"), lambda f: cols[f], preds, probs,
+                             None if timestamps is None else _as_list(timestamps, n, "timestamps"),
+                             float(self.clock()), problems)
+            self._put_remembered(st)
         with st.lock:
             st._ingest(n, cols, problems)
             st._ingest_outputs(n, preds, probs, problems)
@@ -644,6 +784,8 @@ class Monitor:
         probabilities: Sequence[Any] = (),
         latency_seconds: Sequence[Any] = (),
         violations: Mapping[tuple[str, str], int] | None = None,
+        ids: Sequence[str | None] = (),
+        timestamps: Sequence[float | None] | None = None,
     ) -> None:
         """Count ``n`` events whose values a caller has already validated.
 
@@ -654,12 +796,17 @@ class Monitor:
         where absent) or empty. ``violations`` adds ``(field, reason) -> count``
         found by the caller (e.g. in events it rejected); unknown keys are
         counted as ``__unknown__``/``unknown_feature`` so the series set stays
-        bounded.
+        bounded. ``ids`` (``None`` where absent) and ``timestamps`` remember
+        the events with an id for :meth:`record_labels`.
         """
         st = self._state(model)
         problems = _Problems(False)
         for key, k in (violations or {}).items():
             problems.violation(key[0], key[1], k)
+        if n and len(ids) and any(x is not None for x in ids):
+            st.remember_rows(ids, _validated_column(st, numeric, categorical), predictions,
+                             probabilities, timestamps, float(self.clock()), problems)
+            self._put_remembered(st)
         with st.lock:
             if n:
                 st.ingest_validated(n, numeric, categorical, problems)
@@ -669,6 +816,176 @@ class Monitor:
                     st._ingest_latency(latency_seconds)
                 st.predictions += n
             st.record(problems)
+
+    # -- ground truth -------------------------------------------------------------
+
+    @property
+    def join_store(self) -> JoinStore:
+        """The join store (a bounded in-memory one unless one was given)."""
+        with self._join_lock:
+            if self._join_store is None:
+                self._join_store = MemoryJoinStore(clock=self.clock)
+            return self._join_store
+
+    def _set_segments(self, segments: Sequence[Segment] | Mapping[str, Sequence[Segment]]) -> None:
+        if isinstance(segments, Mapping):
+            unknown = [m for m in segments if m not in self._models]
+            if unknown:
+                raise ValueError(f"segments: unknown model {unknown[0]!r}; models: "
+                                 f"{', '.join(self._models)}")
+            per_model = {m: tuple(segments.get(m, ())) for m in self._models}
+        else:
+            segs = tuple(segments)
+            per_model = {m: tuple(sg for sg in segs if sg.feature in st.baseline.features)
+                         for m, st in self._models.items()}
+            used = {sg.feature for v in per_model.values() for sg in v}
+            missing = [sg.feature for sg in segs if sg.feature not in used]
+            if missing:
+                raise ValueError(f"segments: feature {missing[0]!r} is in no model's baseline")
+        for m, segs in per_model.items():
+            st = self._models[m]
+            for sg in segs:
+                if not isinstance(sg, Segment):
+                    raise TypeError(f"segments: expected Segment objects, got {type(sg).__name__}")
+                if sg.feature not in st.baseline.features:
+                    raise ValueError(f"segments: model {m!r} has no feature {sg.feature!r}")
+                kind = "numeric" if sg.feature in st.baseline.numeric_features else "categorical"
+                if (sg.bins is not None) != (kind == "numeric"):
+                    raise ValueError(f"segments: {sg.feature!r} of model {m!r} is {kind}; give "
+                                     f"{'bins' if kind == 'numeric' else 'values'}")
+            names = [sg.feature for sg in segs]
+            if len(set(names)) != len(names):
+                raise ValueError(f"segments: a feature is segmented twice for model {m!r}")
+            st.segments = segs
+
+    def _detectors(self) -> dict[str, Any]:
+        if not self.concept_drift:
+            return {}
+        from ..stats.concept import Adwin, PageHinkley
+
+        return {"page_hinkley": PageHinkley(), "adwin": Adwin()}
+
+    def _put_remembered(self, st: ModelState) -> None:
+        with st.buffer_lock:
+            pending, st.remember = st.remember, []
+        if pending:
+            ids, rows = zip(*pending)
+            self.join_store.put(st.model, list(ids), list(rows))
+
+    def record_label(self, id: str, label: Any, *, model: str | None = None,
+                     timestamp: float | None = None) -> bool:
+        """Join one ground-truth label to the prediction observed with ``id``.
+
+        Returns True when a remembered prediction matched. A label that cannot
+        be used raises ``ValueError`` (:meth:`record_labels` reports it instead).
+        """
+        res = self.record_labels([id], [label], model=model,
+                                 timestamps=None if timestamp is None else [timestamp])
+        if res.rejected:
+            _, field, error = res.rejected[0]
+            raise ValueError(f"{field}: {error}")
+        return res.matched == 1
+
+    def record_labels(self, ids: Sequence[str], labels: Sequence[Any], *,
+                      model: str | None = None,
+                      timestamps: Sequence[float | None] | None = None) -> LabelResult:
+        """Join ground-truth labels to the predictions observed with these ids.
+
+        ``labels`` are classes (classifiers: a string, number or bool; classes
+        not in the baseline count as ``__other__``) or numbers (regressors).
+        ``timestamps`` (seconds since the epoch) date the labels for the label
+        delay; the Monitor's clock is used where absent. Unusable entries
+        (a wrong type, an empty or too long id, a non-finite number) are
+        returned in ``rejected`` and leave their prediction remembered; a label
+        whose id matches no remembered prediction (never seen, expired, or
+        already labelled) counts in ``modelmon_labels_unmatched_total``.
+        """
+        st = self._models[self._default] if model is None and self._default else self._state(model)
+        if len(ids) != len(labels):
+            raise ValueError(f"record_labels: {len(ids)} ids but {len(labels)} labels")
+        if timestamps is not None and len(timestamps) != len(ids):
+            raise ValueError(f"record_labels: {len(ids)} ids but {len(timestamps)} timestamps")
+        result = LabelResult()
+        if st.baseline.prediction is None:
+            result.rejected = [(i, "label", f"model {st.model!r} has no prediction column in its "
+                                "baseline, so labels cannot be compared with predictions")
+                               for i in range(len(ids))]
+            return result
+        st.labelled = True
+        # every prediction acknowledged before this call must be joinable: fold what callers
+        # buffered (the sidecar's small batches, single events) and put it in the join store
+        self.flush(st.model)
+        now = float(self.clock())
+        current = st.label_states.get(st.version)
+        probe = current if current is not None else LabelState(st.baseline, st.version, ())
+        good_ids: list[str] = []
+        good_actual: list[Any] = []
+        good_ts: list[float] = []
+        for i, (pid, label) in enumerate(zip(ids, labels)):
+            if type(pid) is not str or not pid or len(pid) > MAX_ID_LENGTH:
+                result.rejected.append((i, "id", f"expected a non-empty string of at most "  # type: ignore[union-attr]
+                                                 f"{MAX_ID_LENGTH} characters"))
+                continue
+            if probe.classifier:
+                slot = probe.actual_index(label)
+                if isinstance(slot, str):
+                    result.rejected.append((i, "label", slot))  # type: ignore[union-attr]
+                    continue
+                actual: Any = label
+            else:
+                if (isinstance(label, bool) or not isinstance(label, (int, float, np.number))
+                        or not math.isfinite(float(label))):
+                    result.rejected.append((i, "label", "expected a finite number"))  # type: ignore[union-attr]
+                    continue
+                actual = float(label)
+            ts = now
+            if timestamps is not None and timestamps[i] is not None:
+                t = timestamps[i]
+                if isinstance(t, bool) or not isinstance(t, (int, float)) or not t >= 0 \
+                        or not math.isfinite(t):
+                    result.rejected.append((i, "timestamp", "expected seconds since the epoch"))  # type: ignore[union-attr]
+                    continue
+                ts = float(t)
+            good_ids.append(pid)
+            good_actual.append(actual)
+            good_ts.append(ts)
+        if not good_ids:
+            return result
+        rows = self.join_store.take(st.model, good_ids)
+        by_version: dict[str, tuple[list[Any], list[Any], list[float]]] = {}
+        unmatched = 0
+        for row, actual, ts in zip(rows, good_actual, good_ts):
+            if row is None:
+                unmatched += 1
+                continue
+            g = by_version.setdefault(row.model_version, ([], [], []))
+            g[0].append(row)
+            g[1].append(actual)
+            g[2].append(ts - row.timestamp)
+        with st.lock:
+            st.unmatched += unmatched
+            for version, (vrows, actuals, delays) in by_version.items():
+                ls = st.label_state(version, self._detectors)
+                if ls.classifier:
+                    actuals = [ls.actual_index(a) for a in actuals]
+                ls.add(vrows, actuals, np.asarray(delays, dtype=np.float64))
+        result.matched = len(good_ids) - unmatched
+        result.unmatched = unmatched
+        return result
+
+    def _drain_expired(self) -> None:
+        store = self._join_store
+        if store is None:
+            return
+        for (model, version, reason), n in store.expired().items():
+            st = self._models.get(model)
+            if st is None:
+                continue
+            with st.lock:
+                key = (version, reason)
+                if key not in st.expired and len({v for v, _ in st.expired}) >= MAX_LABEL_VERSIONS:
+                    key = (OTHER, reason)
+                st.expired[key] = st.expired.get(key, 0) + n
 
     def add_flush_hook(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` at the start of every :meth:`flush` (so before every scrape).
@@ -685,6 +1002,8 @@ class Monitor:
             hook()
         states = self._models.values() if model is None else [self._state(model)]
         for st in states:
+            if st.remember:
+                self._put_remembered(st)
             with st.lock:
                 events = st.take_buffer()
                 if events:
@@ -761,6 +1080,20 @@ def _restore(st: ModelState, snap: tuple[Any, ...]) -> None:
     st.latency_sum, st.predictions = lat_sum, preds
     st.missing.clear()
     st.missing.update(missing)
+
+
+def _validated_column(st: ModelState, numeric: Mapping[str, np.ndarray] | np.ndarray,
+                      categorical: Mapping[str, list[Any]]) -> Callable[[str], Sequence[Any]]:
+    """``column(feature)`` over :meth:`Monitor.observe_validated`'s inputs (NaN = missing)."""
+    order = {name: j for j, name in enumerate(st.numeric)}
+
+    def column(feature: str) -> Sequence[Any]:
+        if feature in categorical:
+            return categorical[feature]
+        a = numeric[:, order[feature]] if isinstance(numeric, np.ndarray) else numeric[feature]
+        return [None if v != v else v for v in a.tolist()]
+
+    return column
 
 
 def _columns_of(features: Any) -> dict[str, Any]:

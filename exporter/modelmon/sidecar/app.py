@@ -10,6 +10,11 @@ Endpoints
     ``application/json`` ``{"events": [...]}`` or ``application/x-ndjson``;
     optionally ``Content-Encoding: gzip``. ``200 {"accepted": n, "rejected":
     [...]}``; whole-request problems: 400, 404, 405, 413, 415.
+``POST /v1/models/{model}/labels``
+    Ground-truth labels ``{"labels": [{"id", "label", "timestamp"?}]}`` or
+    NDJSON, joined to the predictions posted with the same ``id``: ``200
+    {"accepted", "matched", "unmatched", "rejected": [...]}``; the same
+    whole-request errors.
 ``GET /v1/models``
     The configured models with their baseline ids.
 ``GET /metrics``
@@ -46,9 +51,12 @@ from ..catalogue import (
     by_name,
 )
 from ..monitor import Monitor
+from ..monitor.joinstore import JoinStore
+from ..monitor.labels import Segment
 from ..monitor.collector import le_labels
 from .config import Limits
 from .ingest import Ingestor, RequestError
+from .labels import LabelIngestor
 
 __all__ = ["SidecarApp", "SidecarStats", "default_registry", "lifespan"]
 
@@ -58,7 +66,8 @@ _JSON_TYPES = {"application/json"}
 _NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl",
                  "application/x-jsonlines", "application/jsonlines"}
 # Series that exist from the start (at 0); others appear when first answered.
-_INITIAL_REQUESTS = ([("events", c) for c in ("200", "400", "404", "413", "415", "500")]
+_INITIAL_REQUESTS = ([(e, c) for e in ("events", "labels")
+                      for c in ("200", "400", "404", "413", "415", "500")]
                      + [(e, "200") for e in ("models", "metrics", "health")])
 _encode = msgspec.json.Encoder().encode
 
@@ -151,6 +160,11 @@ class SidecarApp:
         (default: a fresh registry with process, platform and GC metrics).
     clock : callable
         Monotonic clock for request durations.
+    join_store : JoinStore, optional
+        Where predictions with an ``id`` wait for their labels (default: a
+        bounded in-memory store; the command line opens SQLite or Redis).
+    segments : mapping of model name to Segment sequences, optional
+        Segments of the labelled-prediction metrics, per model.
     """
 
     def __init__(
@@ -160,12 +174,18 @@ class SidecarApp:
         limits: Limits | None = None,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        join_store: JoinStore | None = None,
+        segments: Mapping[str, Sequence[Segment]] | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.registry = registry if registry is not None else default_registry()
-        self.monitor = Monitor(list(baselines), registry=self.registry)
+        self.monitor = Monitor(list(baselines), registry=self.registry, join_store=join_store,
+                               segments=dict(segments or {}))
         self.ingestors = {b.model: Ingestor(b, self.monitor, self.limits.max_events_per_request)
                           for b in baselines}
+        self.label_ingestors = {b.model: LabelIngestor(b.model, self.monitor,
+                                                       self.limits.max_events_per_request)
+                                for b in baselines}
         self.stats = SidecarStats({b.model: b.model_version for b in baselines})
         self.registry.register(self.stats)
         self.clock = clock
@@ -174,7 +194,8 @@ class SidecarApp:
              "features": list(b.features),
              "prediction": b.prediction.name if b.prediction is not None else None,
              "probabilities": list(b.probabilities),
-             "events_url": f"/v1/models/{b.model}/events"} for b in baselines]}) + b"\n"
+             "events_url": f"/v1/models/{b.model}/events",
+             "labels_url": f"/v1/models/{b.model}/labels"} for b in baselines]}) + b"\n"
 
     # -- readiness ------------------------------------------------------------------
 
@@ -216,6 +237,9 @@ class SidecarApp:
             if path.startswith("/v1/models/") and path.endswith("/events"):
                 endpoint = "events"
                 status = await self._events(scope, receive, send, path[11:-7])
+            elif path.startswith("/v1/models/") and path.endswith("/labels"):
+                endpoint = "labels"
+                status = await self._labels(scope, receive, send, path[11:-7])
             elif path in ("/v1/models", "/v1/models/"):
                 endpoint = "models"
                 self._allow(method, ("GET", "HEAD"))
@@ -239,8 +263,8 @@ class SidecarApp:
                                          b"not ready: shutting down\n")
             else:
                 raise _Reply(404, "not_found", f"no endpoint {path[:200]}; endpoints: POST "
-                             "/v1/models/{model}/events, GET /v1/models, /metrics, /-/healthy, "
-                             "/-/ready")
+                             "/v1/models/{model}/events, POST /v1/models/{model}/labels, GET "
+                             "/v1/models, /metrics, /-/healthy, /-/ready")
         except _Reply as r:
             status = await _error(send, r.status, r.code, r.message, r.headers)
         except Exception:  # never let one request take the process down
@@ -270,9 +294,34 @@ class SidecarApp:
 
     async def _events(self, scope: dict[str, Any], receive: Callable[..., Any],
                       send: Callable[..., Any], model: str) -> int:
-        self._allow(scope["method"], ("POST",))
         ing = self.ingestors.get(model)
-        if ing is None:
+        body, ndjson = await self._request_body(scope, receive, model, "events")
+        assert ing is not None
+        try:
+            result = ing.ingest_ndjson(body) if ndjson else ing.ingest_json(body)
+        except RequestError as e:
+            raise _Reply(e.status, e.code, e.message) from None
+        if result.reasons:
+            self.stats.reject(model, result.reasons)
+        return await _send(send, 200, b"application/json", _encode(result.reply()))
+
+    async def _labels(self, scope: dict[str, Any], receive: Callable[..., Any],
+                      send: Callable[..., Any], model: str) -> int:
+        ing = self.label_ingestors.get(model)
+        body, ndjson = await self._request_body(scope, receive, model, "labels")
+        assert ing is not None
+        try:
+            result = ing.ingest_ndjson(body) if ndjson else ing.ingest_json(body)
+        except RequestError as e:
+            raise _Reply(e.status, e.code, e.message) from None
+        return await _send(send, 200, b"application/json", _encode(result.reply()))
+
+    async def _request_body(self, scope: dict[str, Any], receive: Callable[..., Any],
+                            model: str, what: str) -> tuple[bytes, bool]:
+        """The checked, decompressed body of a POST of ``what`` (events or labels) to a
+        known model, and whether it is NDJSON; a :class:`_Reply` for anything else."""
+        self._allow(scope["method"], ("POST",))
+        if model not in self.ingestors:
             known = sorted(self.ingestors)
             raise _Reply(404, "unknown_model", f"unknown model {model[:128]!r}; this sidecar "
                          f"serves {known}")
@@ -285,8 +334,8 @@ class SidecarApp:
         else:
             raise _Reply(415, "unsupported_media_type",
                          f"Content-Type {ctype or '(none)'!r} is not accepted; send "
-                         "application/json ({\"events\": [...]}) or application/x-ndjson "
-                         "(one event per line)")
+                         f"application/json ({{\"{what}\": [...]}}) or application/x-ndjson "
+                         f"(one {what[:-1]} per line)")
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         if encoding not in (b"identity", b"gzip", b""):
             raise _Reply(415, "unsupported_encoding",
@@ -300,13 +349,7 @@ class SidecarApp:
         body = await self._read_body(receive, limit, ndjson and encoding != b"gzip")
         if encoding == b"gzip":
             body = _gunzip(body, limit)
-        try:
-            result = ing.ingest_ndjson(body) if ndjson else ing.ingest_json(body)
-        except RequestError as e:
-            raise _Reply(e.status, e.code, e.message) from None
-        if result.reasons:
-            self.stats.reject(model, result.reasons)
-        return await _send(send, 200, b"application/json", _encode(result.reply()))
+        return body, ndjson
 
     async def _read_body(self, receive: Callable[..., Any], limit: int, count_lines: bool) -> bytes:
         """The request body; 413 as soon as it passes ``limit`` (or the event limit)."""

@@ -17,6 +17,15 @@ The file::
       max_events_per_request: 10000
     shutdown_delay: 5s
     web_config_file: web.yml
+    labels:                   # delayed ground truth joined by prediction id
+      join_store: sqlite:/var/lib/modelmon/join.sqlite   # or memory, redis://host:6379/0
+      ttl: 7d                 # how long a prediction waits for its label
+      max_rows: 10000000      # SQLite/memory row cap (oldest evicted, counted)
+      commit_interval: 1s     # SQLite: what a crash can lose at most
+
+Per model, ``segments:`` (a list of ``{feature, values: [...]}`` for a
+categorical feature or ``{feature, bins: [...]}`` for a numeric one) adds
+segment labels to the labelled-prediction metrics.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import argparse
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,7 @@ import yaml
 
 from ..baseline import Baseline, BaselineError
 from ..drift.config import format_duration, parse_duration, parse_listen
+from ..monitor.labels import Segment
 
 __all__ = [
     "DEFAULT_PORT",
@@ -57,10 +67,18 @@ _SETTINGS: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
     "shutdown_delay": ("--shutdown-delay", "MODELMON_SHUTDOWN_DELAY", ("shutdown_delay",), "5s"),
     "web_config_file": ("--web.config.file", "MODELMON_WEB_CONFIG_FILE", ("web_config_file",),
                         None),
+    "join_store": ("--join-store", "MODELMON_JOIN_STORE", ("labels", "join_store"),
+                   "sqlite:modelmon-join.sqlite"),
+    "join_ttl": ("--join-ttl", "MODELMON_JOIN_TTL", ("labels", "ttl"), "7d"),
+    "join_max_rows": ("--join-max-rows", "MODELMON_JOIN_MAX_ROWS", ("labels", "max_rows"),
+                      "10000000"),
+    "join_commit_interval": ("--join-commit-interval", "MODELMON_JOIN_COMMIT_INTERVAL",
+                             ("labels", "commit_interval"), "1s"),
 }
-_TOP_KEYS = {"listen", "models", "limits", "shutdown_delay", "web_config_file"}
+_TOP_KEYS = {"listen", "models", "limits", "shutdown_delay", "web_config_file", "labels"}
 _LIMIT_KEYS = {"max_body_bytes", "max_events_per_request"}
-_MODEL_KEYS = {"name", "version", "baseline"}
+_LABEL_KEYS = {"join_store", "ttl", "max_rows", "commit_interval"}
+_MODEL_KEYS = {"name", "version", "baseline", "segments"}
 
 
 class ConfigError(ValueError):
@@ -69,11 +87,12 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One monitored model: the URL name, and its loaded baseline."""
+    """One monitored model: the URL name, its loaded baseline, its label segments."""
 
     name: str
     baseline: Baseline
     path: str
+    segments: tuple[Segment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,8 @@ class SidecarConfig:
     port: int
     shutdown_delay: float
     web_config_file: str | None
+    #: ``open_join_store`` spec: ``{"type": "memory" | "sqlite" | "redis", ...}``.
+    join_store: Mapping[str, Any] = field(default_factory=lambda: {"type": "memory"})
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?", re.IGNORECASE)
@@ -144,6 +165,15 @@ def _load_file(path: str) -> dict[str, Any]:
     unknown = sorted(str(k) for k in doc if k not in _TOP_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {unknown}; expected some of {sorted(_TOP_KEYS)}")
+    labels = doc.get("labels")
+    if labels is not None:
+        if not isinstance(labels, dict):
+            raise ConfigError(f"{path}: key 'labels': expected a mapping with keys "
+                              f"{sorted(_LABEL_KEYS)}, got {type(labels).__name__}")
+        unknown = sorted(str(k) for k in labels if k not in _LABEL_KEYS)
+        if unknown:
+            raise ConfigError(f"{path}: key 'labels': unknown key(s) {unknown}; expected some of "
+                              f"{sorted(_LABEL_KEYS)}")
     limits = doc.get("limits")
     if limits is not None:
         if not isinstance(limits, dict):
@@ -231,8 +261,80 @@ def _models_from_file(doc: Mapping[str, Any], path: str) -> list[ModelEntry]:
                 raise ConfigError(f"{path}: key '{key}.baseline': model {b.model!r} is already "
                                   f"given by models[{j}] ({prev.path}); a sidecar serves one "
                                   "version per model")
-        out.append(ModelEntry(b.model, b, full))
+        out.append(ModelEntry(b.model, b, full, _segments(item.get("segments"), b,
+                                                          f"{path}: key '{key}.segments'")))
     return out
+
+
+def _segments(raw: Any, b: Baseline, where: str) -> tuple[Segment, ...]:
+    """The ``segments:`` list of one model entry."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: expected a list of {{feature, values}} or "
+                          f"{{feature, bins}}, got {type(raw).__name__}")
+    out = []
+    for j, item in enumerate(raw):
+        at = f"{where}[{j}]"
+        if not isinstance(item, dict) or set(item) - {"feature", "values", "bins"}:
+            raise ConfigError(f"{at}: expected a mapping with the keys feature and values (a "
+                              f"categorical feature) or bins (a numeric one), got {item!r}"[:300])
+        feature = item.get("feature")
+        if feature not in b.features:
+            raise ConfigError(f"{at}.feature: {feature!r} is not a feature of the baseline of "
+                              f"model {b.model!r}")
+        numeric = feature in b.numeric_features
+        if numeric and ("bins" not in item or "values" in item):
+            raise ConfigError(f"{at}: {feature!r} is numeric: give bins (upper bounds), e.g. "
+                              "bins: [30, 45, 60]")
+        if not numeric and ("values" not in item or "bins" in item):
+            raise ConfigError(f"{at}: {feature!r} is categorical: give values, e.g. "
+                              "values: [eu, us]")
+        try:
+            if numeric:
+                bins = item["bins"]
+                if not isinstance(bins, list) or any(isinstance(x, bool) or not isinstance(
+                        x, (int, float)) for x in bins):
+                    raise ValueError("bins must be a list of numbers")
+                out.append(Segment(feature, bins=tuple(float(x) for x in bins)))
+            else:
+                values = item["values"]
+                if not isinstance(values, list):
+                    raise ValueError("values must be a list")
+                out.append(Segment(feature, values=tuple(str(v) for v in values)))
+        except ValueError as exc:
+            raise ConfigError(f"{at}: {exc}") from None
+    names = [sg.feature for sg in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: a feature is listed twice")
+    return tuple(out)
+
+
+def join_store_spec(text: str, ttl: float, max_rows: int, commit_interval: float,
+                    base_dir: Path | None = None) -> dict[str, Any]:
+    """The join store spec of ``--join-store``: ``memory``, ``sqlite:PATH`` or a Redis URL.
+
+    >>> join_store_spec("sqlite:/data/j.sqlite", 60.0, 100, 1.0)["path"]
+    '/data/j.sqlite'
+    >>> join_store_spec("redis://r:6379/0", 60.0, 100, 1.0)["type"]
+    'redis'
+    """
+    t = text.strip()
+    if t == "memory":
+        return {"type": "memory", "ttl_seconds": ttl, "max_rows": max_rows}
+    if t.startswith("sqlite:"):
+        p = t[len("sqlite:"):]
+        if p.startswith("//"):
+            p = p[2:]
+        if not p:
+            raise ValueError("sqlite: needs a file path, e.g. sqlite:/var/lib/modelmon/join.sqlite")
+        if base_dir is not None and not os.path.isabs(p):
+            p = str(base_dir / p)
+        return {"type": "sqlite", "path": p, "ttl_seconds": ttl, "max_rows": max_rows,
+                "commit_interval": commit_interval}
+    if t.startswith(("redis://", "rediss://", "unix://")):
+        return {"type": "redis", "url": t, "ttl_seconds": ttl}
+    raise ValueError(f"expected memory, sqlite:PATH or redis://host:port/db, got {text!r}")
 
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> SidecarConfig:
@@ -319,9 +421,36 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         if not os.path.isfile(web):
             raise ConfigError(f"{src}: expected the path of a web config file, got {web!r} "
                               "(not found)")
+    value, src = _pick("join_ttl", args, env, doc, path)
+    try:
+        ttl = parse_duration(str(value).strip())
+    except ValueError as exc:
+        raise ConfigError(f"{src}: {exc}") from None
+    value, src = _pick("join_max_rows", args, env, doc, path)
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        max_rows = int(str(value).strip())
+        if max_rows <= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{src}: expected a whole number > 0, got {value!r}") from None
+    value, src = _pick("join_commit_interval", args, env, doc, path)
+    try:
+        commit = parse_duration(str(value).strip())
+    except ValueError as exc:
+        raise ConfigError(f"{src}: {exc}") from None
+    value, src = _pick("join_store", args, env, doc, path)
+    try:
+        spec = join_store_spec(str(value), ttl, max_rows, commit,
+                               Path(path).resolve().parent if path and src.startswith(path)
+                               else None)
+    except ValueError as exc:
+        raise ConfigError(f"{src}: {exc}") from None
     return SidecarConfig(models=tuple(models),
                          limits=Limits(max_body_bytes=max_body, max_events_per_request=max_events),
-                         host=host, port=port, shutdown_delay=delay, web_config_file=web)
+                         host=host, port=port, shutdown_delay=delay, web_config_file=web,
+                         join_store=spec)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -335,7 +464,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="baseline of one model; repeat for several (env MODELMON_BASELINE, "
                              "comma-separated). Overrides the config file's models:")
     for name in ("listen", "max_body_bytes", "max_events_per_request", "shutdown_delay",
-                 "web_config_file"):
+                 "web_config_file", "join_store", "join_ttl", "join_max_rows",
+                 "join_commit_interval"):
         flag, var, keys, default = _SETTINGS[name]
         helps = {
             "listen": "address to serve on",
@@ -344,6 +474,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "shutdown_delay": ("after SIGTERM, keep serving (not ready) this long so a last "
                                "scrape sees every count; 0 to stop at once"),
             "web_config_file": "TLS and basic auth, exporter-toolkit format (docs/security.md)",
+            "join_store": ("where predictions with an id wait for their labels: memory, "
+                           "sqlite:PATH (a file on the pod's volume) or redis://host:port/db "
+                           "(shared by replicas)"),
+            "join_ttl": "how long a prediction waits for its label",
+            "join_max_rows": "most predictions remembered (memory, SQLite); the oldest go first",
+            "join_commit_interval": ("SQLite: commit this often; a crash loses at most this "
+                                     "much"),
         }
         d = f"default {default}; " if default else ""
         parser.add_argument(flag, dest=name, metavar="VALUE", default=None,
@@ -356,4 +493,5 @@ def describe(cfg: SidecarConfig) -> str:
     return (f"listen={cfg.host}:{cfg.port} models={models} max_body_bytes={cfg.limits.max_body_bytes}"
             f" max_events_per_request={cfg.limits.max_events_per_request} "
             f"shutdown_delay={format_duration(cfg.shutdown_delay) if cfg.shutdown_delay else '0s'}"
-            f" tls_or_auth={'yes' if cfg.web_config_file else 'no'}")
+            f" tls_or_auth={'yes' if cfg.web_config_file else 'no'}"
+            f" join_store={cfg.join_store.get('type')}")

@@ -209,6 +209,19 @@ def _validation_error(prefix: str, exc: msgspec.ValidationError) -> tuple[str, s
     return field_path, text, reason
 
 
+def _seconds(ts: float | str | None) -> float | None:
+    """An event's timestamp as seconds since the epoch (validated before: a number >= 0 or
+    an RFC 3339 time with a zone)."""
+    if ts is None or isinstance(ts, float):
+        return ts
+    if isinstance(ts, int):
+        return float(ts)
+    try:
+        return datetime.fromisoformat(ts).timestamp()
+    except ValueError:  # pragma: no cover - rejected before counting
+        return None
+
+
 def _rfc3339(text: str) -> bool:
     try:
         dt = datetime.fromisoformat(text)
@@ -596,6 +609,12 @@ class Ingestor:
         lats: Any = [e.latency_seconds for e in evs]
         if lats.count(None) == n:
             lats = []
+        ids: list[Any] = [e.id for e in evs]
+        if ids.count(None) == n:
+            ids = []
+        tss: list[Any] | None = None
+        if ids:
+            tss = [_seconds(e.timestamp) for e in evs]
         if bad:
             keep = [j not in bad for j in range(n)]
             mask = np.asarray(keep, dtype=bool)
@@ -605,12 +624,15 @@ class Ingestor:
             preds = list(compress(preds, keep)) if preds else preds
             probs = list(compress(probs, keep)) if probs else probs
             lats = list(compress(lats, keep)) if lats else lats
+            ids = list(compress(ids, keep)) if ids else ids
+            tss = list(compress(tss, keep)) if tss is not None else None
         if lats and None not in lats:
             lats = np.asarray(lats, dtype=np.float64)  # typed decode: floats >= 0
         accepted = n - len(bad)
         self.monitor.observe_validated(
             self.model, accepted, numeric, categorical, predictions=preds,
-            probabilities=probs, latency_seconds=lats, violations=violations)
+            probabilities=probs, latency_seconds=lats, violations=violations, ids=ids,
+            timestamps=tss)
 
         res = IngestResult(accepted=accepted, rejected_events=len(errors) + len(bad))
         if not (errors or bad or warnings):

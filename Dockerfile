@@ -35,13 +35,17 @@ RUN pip install /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels
 
 # A system user without a login shell or home; numeric USER so that Kubernetes
-# runAsNonRoot can check it. /etc/modelmon is where the config and baselines are mounted.
+# runAsNonRoot can check it. /etc/modelmon is where the config and baselines are mounted;
+# /var/lib/modelmon (the working directory, owned by that user) holds the sidecar's label
+# join store, sqlite:modelmon-join.sqlite by default: mount a volume there to keep it
+# across container restarts.
 RUN groupadd --system --gid 10001 modelmon \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin modelmon \
-    && mkdir -p /etc/modelmon
+    && mkdir -p /etc/modelmon /var/lib/modelmon \
+    && chown 10001:10001 /var/lib/modelmon
 
-WORKDIR /app
+WORKDIR /var/lib/modelmon
 USER 10001:10001
 
 # 10380: modelmon sidecar (POST /v1/models/{model}/events, /metrics)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import random
 import shutil
 import socket
@@ -48,6 +49,7 @@ from modelmon.monitor.joinstore import (
 
 SEED = 20260314
 MODEL = "churn"
+_RUNS = itertools.count()
 
 
 def rss_bytes() -> int:
@@ -161,14 +163,12 @@ def main() -> None:
     try:
         for kind in stores:
             if kind == "memory":
-                make = lambda: MemoryJoinStore(max_rows=args.rows)  # noqa: E731
-                size_of = lambda s: rss_bytes()  # noqa: E731
-                results.append(("memory", best(make, ids, rows, shuffled, args, size_of)))
+                results.append(("memory", best(lambda: MemoryJoinStore(max_rows=args.rows),
+                                               ids, rows, shuffled, args,
+                                               lambda s: rss_bytes())))
             elif kind == "sqlite":
-                counter = iter(range(1_000_000))
-
                 def make() -> JoinStore:
-                    return SQLiteJoinStore(tmp / f"join{next(counter)}.db", max_rows=args.rows)
+                    return SQLiteJoinStore(tmp / f"join{next(_RUNS)}.db", max_rows=args.rows)
 
                 def size_of(s: JoinStore) -> int:
                     p = Path(s.path)

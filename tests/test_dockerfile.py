@@ -183,7 +183,9 @@ def test_entrypoint_and_cmd(final: list[tuple[str, str]]) -> None:
     args = build_parser().parse_args(cmd)  # the CMD is a valid command line
     assert args.command == "sidecar" and args.config == "/etc/modelmon/modelmon.yaml"
     assert build_parser().parse_args(["drift", "--scrape", "http://x/metrics"]).command == "drift"
-    assert args_of(final, "WORKDIR")[-1] == "/app"
+    # the sidecar's default join store is a file in the working directory: it must be writable
+    assert args_of(final, "WORKDIR")[-1] == "/var/lib/modelmon"
+    assert any("chown 10001:10001 /var/lib/modelmon" in r for r in args_of(final, "RUN"))
 
 
 def _key_values(lines: list[str]) -> dict[str, str]:

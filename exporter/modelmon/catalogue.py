@@ -37,6 +37,7 @@ __all__ = [
     "EXPIRE_REASONS",
     "CONCEPT_DETECTORS",
     "ESTIMATED_METRICS",
+    "CALIBRATION_QUANTITIES",
     "LABEL_DELAY_BUCKETS",
     "NUMERIC_ONLY_METHODS",
     "DRIFT_REFERENCES",
@@ -120,6 +121,9 @@ SEGMENT_ALL = "all"
 EXPIRE_REASONS: tuple[str, ...] = ("ttl", "cap")
 #: ``detector`` label values of the concept-drift metrics.
 CONCEPT_DETECTORS: tuple[str, ...] = ("page_hinkley", "adwin")
+#: ``quantity`` label values of ``modelmon_baseline_calibration``.
+CALIBRATION_QUANTITIES: tuple[str, ...] = ("rows", "positives", "predicted_positive",
+                                           "true_positive")
 #: ``metric`` label values of ``modelmon_estimated_performance``.
 ESTIMATED_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1")
 #: Label delay buckets in seconds: a minute to 90 days.
@@ -267,6 +271,13 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "modelmon_baseline_class_ratio", "gauge",
         "Fraction of the training predictions in each class kept by the baseline (and __other__).",
         _MV + ("class",), "monitor"),
+    MetricSpec(
+        "modelmon_baseline_calibration", "untyped",
+        "Labelled training rows of a binary classifier per bucket of its score output (same le "
+        "strings as its modelmon_prediction_value histogram), by quantity: rows, positives, "
+        "predicted_positive, true_positive. The drift exporter estimates live performance from "
+        "them (a gauge, exposed untyped because le is reserved for histograms).",
+        _MV + ("output", "le", "quantity"), "monitor"),
     MetricSpec(
         "modelmon_baseline_samples", "gauge",
         "Training values behind the baseline ratios of a feature or output (non-missing rows).",

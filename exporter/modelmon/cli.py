@@ -40,6 +40,8 @@ def _cmd_baseline_build(args: argparse.Namespace) -> int:
         prediction=args.prediction,
         probability=_csv_list(args.probability) or None,
         target=args.target,
+        positive=args.positive,
+        threshold=args.threshold,
         exclude=_csv_list(args.exclude),
         bins=args.bins,
         max_categories=args.max_categories,
@@ -100,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--probability", default=_env("PROBABILITY"),
                        help="score column(s), comma-separated: one for binary, one per class")
     build.add_argument("--target", default=_env("TARGET"), help="ground-truth column")
+    build.add_argument("--positive", default=_env("POSITIVE"),
+                       help="the positive class of a binary --target (default 1/true when the "
+                            "classes are 0/1 or false/true); with one --probability column the "
+                            "baseline then stores the score's calibration, from which the drift "
+                            "exporter estimates accuracy, precision, recall and F1 before "
+                            "labels come")
+    build.add_argument("--threshold", type=float,
+                       default=float(_env("THRESHOLD")) if _env("THRESHOLD") else None,
+                       help="score at or above which the model predicts the positive class, "
+                            "for the calibration (default: the --prediction column, else 0.5)")
     build.add_argument("--categorical", default=_env("CATEGORICAL"),
                        help="columns to treat as categorical even when numeric (comma-separated)")
     build.add_argument("--exclude", default=_env("EXCLUDE"),

@@ -59,10 +59,12 @@ def _baselines() -> list[Baseline]:
         },
         model="loans", model_version="3", features=["age", "income", "region"],
         prediction="approved", probability="score", bins=10)
-    churn = Baseline.build(
+    churn_p = rng.uniform(0, 1, n)
+    churn = Baseline.build(  # with a binary target: the score's calibration is stored
         {"tenure": rng.exponential(12, n), "plan": rng.choice(["basic", "pro"], n),
-         "churn_p": rng.uniform(0, 1, n)},
-        model="churn", features=["tenure", "plan"], probability="churn_p", bins=6)
+         "churn_p": churn_p, "churned": (rng.uniform(0, 1, n) < churn_p).astype(int)},
+        model="churn", features=["tenure", "plan"], probability="churn_p", target="churned",
+        bins=6)
     return [loans, churn]
 
 
@@ -647,6 +649,11 @@ def test_exposition_matches_the_catalogue(replicas, services):
             assert set(s.labels) == set(spec.labels) | extra, (s.name, s.labels)
             seen.setdefault(spec.name, set()).add(s.name)
     assert set(seen) == set(drift_specs)
+    # the churn model's performance, estimated from its live score window and calibration
+    est = svc.latest.estimates[("churn", "1")]
+    assert set(est) == {"accuracy", "precision", "recall", "f1"}
+    assert all(0 <= v <= 1 for v in est.values())
+    assert ("loans", "3") not in svc.latest.estimates  # no target: no calibration
     assert seen["modelmon_drift_evaluation_duration_seconds"] == {
         "modelmon_drift_evaluation_duration_seconds" + x for x in ("_bucket", "_count", "_sum")}
     assert seen["modelmon_drift_evaluations_total"] == {"modelmon_drift_evaluations_total"}

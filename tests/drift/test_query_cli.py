@@ -359,7 +359,7 @@ models:
         'sum by (model, model_version, feature, category) '
         '(increase(modelmon_feature_category_total{model=~"loan"}[7200s] offset 7200s))')
     assert 'model=~"churn"' in q["90s/current/predicted_class"]
-    assert len(q) == 5 + 3 * 12
+    assert len(q) == 6 + 3 * 12
     assert load_config_file(write(tmp_path, "", "empty.yaml")) == (DRIFT_METHODS, {})
 
 
@@ -421,7 +421,7 @@ def test_headers_and_bearer_token_reach_the_store_and_the_token_is_reread(tmp_pa
     res = svc.evaluate_once()
     assert res.all_sources_up and res.sources_up == {api.url + "/prefix": True}
     reqs = api.take()
-    assert len(reqs) == len(svc.source.queries()) == 17
+    assert len(reqs) == len(svc.source.queries()) == 18
     for r in reqs:
         assert r["path"] == "/prefix/api/v1/query"
         assert r["headers"]["X-Scope-OrgID"] == "team-a"

@@ -457,7 +457,7 @@ def test_rolling_deploy_versions_are_scored_separately_against_their_own_baselin
 def test_baselines_are_read_again_only_when_they_may_have_changed(fleet: Fleet) -> None:
     src = fleet.service().source
     cold = src.evaluate(fleet.t)
-    assert cold.baseline_read and cold.queries == len(src.queries()) == 17
+    assert cold.baseline_read and cold.queries == len(src.queries()) == 18
     warm = src.evaluate(fleet.t)  # the baseline gauges are not asked for again
     assert not warm.baseline_read and warm.queries == 13
     assert list(warm.scores.items()) == list(cold.scores.items())
@@ -762,7 +762,7 @@ def test_a_new_version_makes_the_exporter_read_the_baselines_again(kind: str,
         svc = DriftQueryService(store.url, window=60, interval=1, min_samples=1)
         first = svc.evaluate_once(at=time.time() - 0.5)
         second = svc.evaluate_once(at=time.time() - 0.5)
-        assert (first.info["baseline_read"], first.info["queries"]) == (True, 17)
+        assert (first.info["baseline_read"], first.info["queries"]) == (True, 18)
         assert (second.info["baseline_read"], second.info["queries"]) == (False, 13)
         assert dict(second.skipped) == {} and second.score("a", "x") is not None
         # a rolling deploy starts: version 2 and its baseline appear
@@ -771,7 +771,7 @@ def test_a_new_version_makes_the_exporter_read_the_baselines_again(kind: str,
                        lambda r: r and float(r[0]["value"][1]) == 2)
         time.sleep(1.5)
         third = svc.evaluate_once(at=time.time() - 0.5)
-        assert (third.info["baseline_read"], third.info["queries"]) == (True, 17)
+        assert (third.info["baseline_read"], third.info["queries"]) == (True, 18)
         assert set(third.info["models"]) == {("a", "1"), ("a", "2")}  # type: ignore[arg-type]
         assert dict(third.skipped) == {}  # version 2 found its baseline at once
         assert ("a", "2", "feature", "x", "baseline") in third.samples

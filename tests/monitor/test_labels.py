@@ -205,3 +205,54 @@ def test_segment_configuration_errors() -> None:
         Segment("age")
     with pytest.raises(ValueError, match="strictly increasing"):
         Segment("age", bins=(5, 1))
+
+
+def _stream(mon: Monitor, preds: np.ndarray, actual: np.ndarray, batch: int = 2000) -> None:
+    for k in range(0, len(preds), batch):
+        ids = [f"s{i}" for i in range(k, min(k + batch, len(preds)))]
+        mon.observe_batch({"rooms": np.full(len(ids), 3.0)} if preds.dtype.kind == "f"
+                          else {"age": np.full(len(ids), 40.0)},
+                          predictions=preds[k:k + batch], ids=ids)
+        mon.record_labels(ids, actual[k:k + batch].tolist())
+
+
+def detections(reg: CollectorRegistry, model: str) -> dict[str, float]:
+    return {dict(k)["detector"]: v
+            for k, v in samples(reg, "modelmon_concept_drift_detections_total").items()
+            if dict(k)["model"] == model}
+
+
+def test_concept_change_in_a_classifier_is_detected_and_a_stationary_stream_is_not() -> None:
+    rng = np.random.default_rng(11)
+    n = 60_000
+    preds = rng.choice(CLASSES[:2], n)
+    other = np.where(preds == "approve", "reject", "approve")
+    # error rate 0.1 for 40,000 labels, then 0.3 (the model's concept went stale)
+    wrong = np.concatenate([rng.random(40_000) < 0.1, rng.random(20_000) < 0.3])
+    actual = np.where(wrong, other, preds)
+    reg = CollectorRegistry()
+    _stream(Monitor(classifier_baseline(), registry=reg), preds, actual)
+    found = detections(reg, "loan")
+    assert found["page_hinkley"] >= 1 and found["adwin"] >= 1
+    # the same model with a stationary error rate over 100,000 labels: nothing
+    n = 100_000
+    preds = rng.choice(CLASSES[:2], n)
+    wrong = rng.random(n) < 0.1
+    reg = CollectorRegistry()
+    _stream(Monitor(classifier_baseline(), registry=reg), preds,
+            np.where(wrong, np.where(preds == "approve", "reject", "approve"), preds))
+    assert detections(reg, "loan") == {"page_hinkley": 0.0, "adwin": 0.0}
+
+
+def test_regression_errors_of_any_scale_raise_no_false_alarm() -> None:
+    rng = np.random.default_rng(12)
+    n = 100_000
+    preds = rng.normal(300.0, 50.0, n)
+    reg = CollectorRegistry()
+    _stream(Monitor(regressor_baseline(), registry=reg), preds, preds + rng.normal(0, 40.0, n))
+    assert detections(reg, "house") == {"page_hinkley": 0.0, "adwin": 0.0}
+    # a doubling of the error is found
+    reg = CollectorRegistry()
+    noise = np.concatenate([rng.normal(0, 40.0, 30_000), rng.normal(0, 80.0, 10_000)])
+    _stream(Monitor(regressor_baseline(), registry=reg), preds[:40_000], preds[:40_000] + noise)
+    assert min(detections(reg, "house").values()) >= 1

@@ -47,6 +47,7 @@ _EVALS = by_name("modelmon_drift_evaluations_total")
 _UP = by_name("modelmon_drift_source_up")
 _SKIPPED = by_name("modelmon_drift_skipped_total")
 _QUERY_ERRORS = by_name("modelmon_drift_query_errors_total")
+_ESTIMATED = by_name("modelmon_estimated_performance")
 
 
 class DriftCollector(Collector):
@@ -106,6 +107,13 @@ class DriftCollector(Collector):
         evals.add_metric([], float(res.evaluations))
         duration.add([], res.duration_les, res.duration_cumulative, res.duration_sum)
         fams: list[Metric] = [score, pred, samples, up, ts]
+        if res.estimates:
+            est = cast(GaugeMetricFamily, _ESTIMATED.family())
+            for (m, v), values in sorted(res.estimates.items()):
+                for metric, x in values.items():
+                    if x == x:  # an undefined ratio (NaN) is left out
+                        est.add_metric([m, v, metric], x)
+            fams.append(est)
         if res.last_success_timestamp is not None:
             ok_ts = cast(GaugeMetricFamily, _SUCCESS_TS.family())
             ok_ts.add_metric([], res.last_success_timestamp)

@@ -25,7 +25,7 @@ __all__ = ["Columns", "Histograms", "HistogramGroup", "decode_columns", "group_h
 
 #: The labels the drift queries group by; any other label of an answer is ignored.
 LABELS = ("model", "model_version", "feature", "output", "le", "category", "class",
-          "baseline_id")
+          "baseline_id", "quantity")
 
 
 class _Labels(msgspec.Struct, gc=False):
@@ -37,6 +37,7 @@ class _Labels(msgspec.Struct, gc=False):
     category: str | None = None
     class_: str | None = msgspec.field(name="class", default=None)
     baseline_id: str | None = None
+    quantity: str | None = None
 
 
 class _Item(msgspec.Struct, gc=False):

@@ -17,8 +17,8 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
-from ..catalogue import DRIFT_METHODS
-from ..stats import drift_scores
+from ..catalogue import CALIBRATION_QUANTITIES, DRIFT_METHODS, ESTIMATED_METRICS
+from ..stats import drift_scores, estimate_performance
 from .exposition import PREDICTED_CLASS, Exposition, SeriesKey
 from .scrape import Windows
 
@@ -30,6 +30,9 @@ __all__ = [
     "EMPTY_SCORES",
     "Rows",
     "score_rows",
+    "Calibration",
+    "calibrations_of",
+    "estimate",
     "ScoreKey",
     "SampleKey",
     "compute_scores",
@@ -73,6 +76,8 @@ class BaselineTable:
         self.category_ratio: dict[tuple[str, str, str], dict[str, float]] = {}
         self.class_ratio: dict[tuple[str, str], dict[str, float]] = {}
         self.samples: dict[tuple[str, str, str], float] = {}
+        #: ``{(model, model_version): Calibration}`` of binary classifiers.
+        self.calibrations: dict[tuple[str, str], Calibration] = {}
 
     def update(self, expositions: Iterable[Exposition]) -> None:
         """Take the baseline gauges of these reads; the first read that has a series wins."""
@@ -81,6 +86,7 @@ class BaselineTable:
             self.category_ratio.update(expo.category_ratio)
             self.class_ratio.update(expo.class_ratio)
             self.samples.update(expo.baseline_samples)
+            self.calibrations.update(calibrations_of(expo.calibration))
 
     def reference(self, key: SeriesKey,
                   labels: tuple[float | str, ...]) -> tuple[np.ndarray | None, str]:
@@ -212,6 +218,49 @@ class Scored:
         return self.scored.samples
 
 
+class Calibration(NamedTuple):
+    """A binary classifier's calibration as read from ``modelmon_baseline_calibration``."""
+
+    output: str
+    les: tuple[float, ...]  # bucket upper bounds of the score output, +Inf last
+    rows: np.ndarray
+    positives: np.ndarray
+    predicted_positive: np.ndarray
+    true_positive: np.ndarray
+
+
+def calibrations_of(table: Mapping[tuple[str, str, str, str], Mapping[float, float]]
+                    ) -> dict[tuple[str, str], Calibration]:
+    """``{(model, model_version): Calibration}`` from ``{(model, version, output, quantity):
+    {le: count}}``; incomplete or inconsistent tables are left out."""
+    by_mv: dict[tuple[str, str, str], dict[str, Mapping[float, float]]] = {}
+    for (m, v, output, quantity), counts in table.items():
+        by_mv.setdefault((m, v, output), {})[quantity] = counts
+    out: dict[tuple[str, str], Calibration] = {}
+    for (m, v, output), q in sorted(by_mv.items()):
+        if set(q) != set(CALIBRATION_QUANTITIES):
+            continue
+        les = tuple(sorted(q["rows"]))
+        if any(tuple(sorted(c)) != les for c in q.values()) or not les or les[-1] != math.inf:
+            continue
+        arrays = [np.array([q[name][le] for le in les]) for name in CALIBRATION_QUANTITIES]
+        if (m, v) not in out:  # one score output per binary classifier
+            out[(m, v)] = Calibration(output, les, *arrays)
+    return out
+
+
+def estimate(cal: Calibration, labels: Sequence[float | str], counts: np.ndarray,
+             min_samples: int) -> dict[str, float] | None:
+    """Expected accuracy, precision, recall and F1 of a live score window (None when its
+    buckets are not the calibration's or it holds fewer than ``min_samples``)."""
+    if tuple(float(x) for x in labels) != cal.les or float(counts.sum()) < min_samples \
+            or float(counts.sum()) <= 0:
+        return None
+    est = estimate_performance(counts, cal.rows, cal.positives, cal.predicted_positive,
+                               cal.true_positive)
+    return {m: float(getattr(est, m)) for m in ESTIMATED_METRICS}
+
+
 @dataclass(frozen=True)
 class DriftResults(Scored):
     """One evaluation, immutable; the service swaps in a new one per evaluation.
@@ -245,6 +294,10 @@ class DriftResults(Scored):
     skipped: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     #: Cumulative ``modelmon_drift_query_errors_total`` by reason (query mode; empty otherwise).
     query_errors: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``{(model, model_version): {metric: value}}``: performance estimated from the live score
+    #: window and the baseline's calibration (binary classifiers with one).
+    estimates: Mapping[tuple[str, str], Mapping[str, float]] = field(
+        default_factory=lambda: MappingProxyType({}))
 
     @property
     def all_sources_up(self) -> bool:

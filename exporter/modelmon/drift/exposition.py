@@ -42,6 +42,7 @@ _BUCKET_RATIO = by_name("modelmon_baseline_bucket_ratio").name
 _CATEGORY_RATIO = by_name("modelmon_baseline_category_ratio").name
 _CLASS_RATIO = by_name("modelmon_baseline_class_ratio").name
 _BASELINE_SAMPLES = by_name("modelmon_baseline_samples").name
+_CALIBRATION = by_name("modelmon_baseline_calibration").name
 
 
 class SeriesKey(NamedTuple):
@@ -78,6 +79,8 @@ class Exposition:
     category_ratio: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
     class_ratio: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     baseline_samples: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    #: ``calibration[(model, model_version, output, quantity)][le]``: counts per score bucket.
+    calibration: dict[tuple[str, str, str, str], dict[float, float]] = field(default_factory=dict)
     #: Samples that had the right name but unusable labels or values.
     rejected: int = 0
 
@@ -172,11 +175,18 @@ def parse_exposition(text: str) -> Exposition:
                     out.rejected += 1
                     continue
                 out.baseline_samples[(model, version, series)] = value
+            elif name == _CALIBRATION:
+                output, quantity = lab.get("output"), lab.get("quantity")
+                le = _le(lab.get("le", ""))
+                if output is None or quantity is None or le is None or not _count_ok(value):
+                    out.rejected += 1
+                    continue
+                out.calibration.setdefault((model, version, output, quantity), {})[le] = value
     return out
 
 
 _KNOWN = frozenset({_FV_BUCKET, _PV_BUCKET, _FEATURE_CATEGORY, _PREDICTED_CLASS, _BUCKET_RATIO,
-                    _CATEGORY_RATIO, _CLASS_RATIO, _BASELINE_SAMPLES})
+                    _CATEGORY_RATIO, _CLASS_RATIO, _BASELINE_SAMPLES, _CALIBRATION})
 
 
 def _count_ok(v: float) -> bool:

@@ -56,17 +56,20 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import repeat
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..baseline import Baseline, CategoricalSummary
-from ..catalogue import DRIFT_METHODS, by_name
+from ..catalogue import CALIBRATION_QUANTITIES, DRIFT_METHODS, by_name
 from ..monitor.collector import le_labels
 from .columns import SLOT, Columns, Histograms, columns_of, group_histograms
 from .evaluate import (
     CLASS_REFERENCE_SAMPLES,
     BaselineTable,
+    Calibration,
+    calibrations_of,
+    estimate,
     Rows,
     Scored,
     ScoreSet,
@@ -76,6 +79,7 @@ from .evaluate import (
 from .exposition import _BASELINE_SAMPLES as _SAMPLES  # the names scrape mode parses
 from .exposition import (
     _BUCKET_RATIO,
+    _CALIBRATION,
     _CATEGORY_RATIO,
     _CLASS_RATIO,
     _FV_BUCKET,
@@ -169,6 +173,7 @@ def baseline_queries() -> dict[str, str]:
         "category_ratio": f"max by (model, model_version, feature, category) ({_CATEGORY_RATIO})",
         "class_ratio": f"max by (model, model_version, class) ({_CLASS_RATIO})",
         "samples": f"max by (model, model_version, feature) ({_SAMPLES})",
+        "calibration": f"max by (model, model_version, output, le, quantity) ({_CALIBRATION})",
     }
 
 
@@ -215,7 +220,19 @@ def _table_of_baseline(b: Baseline) -> BaselineTable:
         t.samples[(m, v, name)] = float(cs.samples)
     if isinstance(b.prediction, CategoricalSummary):
         t.class_ratio[(m, v)] = dict(zip(b.prediction.labels, b.prediction.ratios.tolist()))
+    cal = b.calibration
+    if cal is not None and cal.score in b.probabilities:
+        les = tuple(float(x) for x in b.probabilities[cal.score].edges) + (math.inf,)
+        t.calibrations[(m, v)] = Calibration(cal.score, les, *(
+            np.asarray(getattr(cal, q), dtype=np.float64) for q in CALIBRATION_QUANTITIES))
     return t
+
+
+def _le_of(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 
@@ -232,6 +249,7 @@ _SHAPES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "category_ratio": (_FEATURE_KEY, "category"),
     "class_ratio": (_VERSION_KEY, "class"),
     "samples": (_FEATURE_KEY, None),
+    "calibration": (("model", "model_version", "output", "quantity"), "le"),
     "feature_value": (_FEATURE_KEY, "le"),
     "feature_value_replicas": (_FEATURE_KEY, None),
     "prediction_value": (_OUTPUT_KEY, "le"),
@@ -239,7 +257,7 @@ _SHAPES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "feature_category": (_FEATURE_KEY, "category"),
     "predicted_class": (_VERSION_KEY, "class"),
 }
-_BASELINE_QUERIES = ("bucket_ratio", "category_ratio", "class_ratio", "samples")
+_BASELINE_QUERIES = ("bucket_ratio", "category_ratio", "class_ratio", "samples", "calibration")
 #: Families in the order series are taken (the first of two with one name wins).
 _ORDER = ((FEATURE_CATEGORY, "feature_category"), (FEATURE_VALUE, "feature_value"),
           (PREDICTED_CLASS, "predicted_class"), (PREDICTION_VALUE, "prediction_value"))
@@ -319,6 +337,8 @@ class QueryEvaluation(Scored):
     queries: int = 0
     #: Whether the baseline gauges were read in this evaluation (else the cached ones were used).
     baseline_read: bool = True
+    #: ``{(model, model_version): {metric: value}}`` estimated from the live score window.
+    estimates: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -367,10 +387,18 @@ def _baseline_of(vectors: Mapping[str, Columns], overrides: Sequence[Baseline],
     samples: dict[tuple[str, ...], float] = {
         k: v for k, v in vectors["samples"].key_values().items()  # type: ignore[misc]
         if None not in k and k[:2] not in pairs and math.isfinite(v)}
+    cal_table: dict[tuple[str, str, str, str], dict[float, float]] = {}
+    for (m, v, output, quantity), counts in _by_key(vectors["calibration"]).items():
+        if (m, v) not in pairs:
+            les = {_le_of(le): n for le, n in counts.items()}
+            if not any(math.isnan(x) for x in les):
+                cal_table[(m, v, output, quantity)] = les
+    table.calibrations = calibrations_of(cal_table)
     for b in overrides:
         t_b = _table_of_baseline(b)
         table.category_ratio.update(t_b.category_ratio)
         table.class_ratio.update(t_b.class_ratio)
+        table.calibrations.update(t_b.calibrations)
         samples.update(t_b.samples)  # type: ignore[arg-type]
     table.samples = dict(samples)  # type: ignore[arg-type]
     hist = group_histograms(ratio)
@@ -607,6 +635,7 @@ class QuerySource:
 
         rows: list[Rows] = []
         parts_by_w: dict[float, list[_Part]] = {}
+        estimates: dict[tuple[str, str], Mapping[str, float]] = {}
         single = len(self._groups) == 1
         for w, _ in self._groups:
             d = promql_duration(w)
@@ -625,6 +654,7 @@ class QuerySource:
             parts_by_w[w] = parts
             rows += [self._rows(p, numeric=isinstance(p.labels, np.ndarray), base=base)
                      for p in parts]
+            estimates.update(self._estimates(parts, base, in_group))
         overrides_methods = any(s.methods is not None for s in self.models.values())
         scored = score_rows(rows, self.methods_of if overrides_methods else None)
         self._baseline_dirty = bool(skipped.get("no_baseline") or skipped.get("baseline_mismatch"))
@@ -636,7 +666,32 @@ class QuerySource:
             windows=_LazyWindows(parts_by_w),
             queries=len(vectors),
             baseline_read=read,
+            estimates=MappingProxyType(dict(sorted(estimates.items()))),
         )
+
+    def _estimates(self, parts: Sequence[_Part], base: _Baseline,
+                   in_group: Callable[[str], bool] | None
+                   ) -> dict[tuple[str, str], Mapping[str, float]]:
+        """Performance expected from each calibrated classifier's live score window."""
+        cals = base.table.calibrations
+        if not cals:
+            return {}
+        windows: dict[tuple[str, str, str], tuple[Any, np.ndarray]] = {}
+        for p in parts:
+            if p.family == PREDICTION_VALUE:
+                for i, (m, v, _, name) in enumerate(p.idents):
+                    if (m, v) in cals:
+                        windows[(m, v, name)] = (p.labels[i], p.current[i])
+        out: dict[tuple[str, str], Mapping[str, float]] = {}
+        for (m, v), cal in cals.items():
+            if in_group is not None and not in_group(m):
+                continue
+            found = windows.get((m, v, cal.output))
+            if found is not None:
+                est = estimate(cal, found[0].tolist(), found[1], self.min_samples_of(m))
+                if est is not None:
+                    out[(m, v)] = MappingProxyType(est)
+        return out
 
     def _rows(self, part: _Part, *, numeric: bool, base: _Baseline) -> Rows:
         ms: int | np.ndarray = self.min_samples

@@ -60,8 +60,9 @@ from ..webconfig import (
     unauthorized_message,
 )
 from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector, score_exposition
-from .evaluate import EMPTY_SCORES, BaselineTable, DriftResults, compute_scores
-from .exposition import Exposition, SeriesKey
+from .evaluate import EMPTY_SCORES, BaselineTable, DriftResults, compute_scores, estimate
+from .exposition import PREDICTION_VALUE, SeriesKey
+from .exposition import Exposition
 from .promql import PromClient, QueryOptions
 from .query import (
     BASELINE_REFRESH_SECONDS,
@@ -318,6 +319,14 @@ class DriftService(BaseDriftService):
             self._baseline.update(ok[s] for s in self.sources if s in ok)
             windows = self._store.windows()
             scored = compute_scores(windows, self._baseline, self.min_samples, self._on_skip)
+            estimates = {}
+            for (m, v), cal in self._baseline.calibrations.items():
+                key = SeriesKey(m, v, PREDICTION_VALUE, cal.output)
+                if key in windows.current:
+                    est = estimate(cal, windows.labels[key], windows.current[key],
+                                   self.min_samples)
+                    if est is not None:
+                        estimates[(m, v)] = MappingProxyType(est)
             duration = time.perf_counter() - t0
             self._evaluations += 1
             self._observe_duration(duration)
@@ -327,6 +336,7 @@ class DriftService(BaseDriftService):
             res = DriftResults(
                 timestamp=finished,
                 scored=scored,
+                estimates=MappingProxyType(estimates),
                 sources_up=MappingProxyType({s: s not in errors for s in self.sources}),
                 source_errors=MappingProxyType(errors),
                 last_success_timestamp=self._last_success,
@@ -485,6 +495,7 @@ class DriftQueryService(BaseDriftService):
                 res = DriftResults(
                     timestamp=finished,
                     scored=ev.scored,
+                    estimates=ev.estimates,
                     sources_up=MappingProxyType({src: True}),
                     source_errors=MappingProxyType({}),
                     last_success_timestamp=finished,

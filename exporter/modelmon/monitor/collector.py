@@ -12,7 +12,13 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from ..baseline import NumericSummary
-from ..catalogue import LABEL_DELAY_BUCKETS, LATENCY_BUCKETS, HistogramFamily, by_name
+from ..catalogue import (
+    CALIBRATION_QUANTITIES,
+    LABEL_DELAY_BUCKETS,
+    LATENCY_BUCKETS,
+    HistogramFamily,
+    by_name,
+)
 
 if TYPE_CHECKING:
     from .core import ModelState, Monitor
@@ -52,7 +58,8 @@ class MonitorCollector(Collector):
         # not on every scrape.
         self._baseline_rows: dict[str, list[tuple[list[str], float]]] = {
             "modelmon_baseline_bucket_ratio": [], "modelmon_baseline_category_ratio": [],
-            "modelmon_baseline_class_ratio": [], "modelmon_baseline_samples": []}
+            "modelmon_baseline_class_ratio": [], "modelmon_baseline_samples": [],
+            "modelmon_baseline_calibration": []}
         rows = self._baseline_rows
         for m, st in monitor._models.items():
             v, b = st.version, st.baseline
@@ -69,6 +76,12 @@ class MonitorCollector(Collector):
                 for label, r in zip(cs.labels, cs.ratios.tolist()):
                     rows["modelmon_baseline_category_ratio"].append(([m, v, name, label], r))
                 rows["modelmon_baseline_samples"].append(([m, v, name], float(cs.samples)))
+            cal = b.calibration
+            if cal is not None and (m, cal.score) in self._les:
+                for quantity in CALIBRATION_QUANTITIES:
+                    for le, n in zip(self._les[(m, cal.score)], getattr(cal, quantity)):
+                        rows["modelmon_baseline_calibration"].append(
+                            ([m, v, cal.score, le, quantity], float(n)))
 
     def describe(self) -> Iterator[Metric]:
         # Registering must not fold or read counts; an empty describe makes the
@@ -199,4 +212,5 @@ _SPECS = [by_name(n) for n in (
     "modelmon_baseline_category_ratio",
     "modelmon_baseline_class_ratio",
     "modelmon_baseline_samples",
+    "modelmon_baseline_calibration",
 ) + _LABEL_NAMES]

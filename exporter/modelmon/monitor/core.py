@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 import time
+from itertools import repeat
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,7 +32,7 @@ from ..baseline import (
 )
 from ..catalogue import EXPIRE_REASONS, LATENCY_BUCKETS, UNKNOWN
 from .joinstore import JoinStore, MemoryJoinStore, Remembered
-from .labels import LabelResult, LabelState, Segment, segment_values
+from .labels import LabelResult, LabelState, Segment
 
 __all__ = ["Monitor", "SchemaViolationError"]
 
@@ -186,6 +187,31 @@ class ModelState:
             return f if math.isfinite(f) else None
         return None
 
+    def _predicted_column(self, predictions: Sequence[Any], keep: list[int],
+                          whole: bool) -> Sequence[str | float | None]:
+        if not len(predictions):
+            return [None] * len(keep)
+        col = predictions.tolist() if isinstance(predictions, np.ndarray) else predictions
+        if not whole:
+            col = [col[i] for i in keep]
+        if self.classes is not None and set(map(type, col)) <= _STR_OR_NONE:
+            return col  # class strings as they are (the common case)
+        return list(map(self.predicted_of, col))
+
+    def _score_column(self, probabilities: Sequence[Any] | np.ndarray, keep: list[int],
+                      whole: bool) -> Sequence[float | None]:
+        if self.score_name is None or not len(probabilities):
+            return [None] * len(keep)
+        if isinstance(probabilities, np.ndarray) and probabilities.ndim == 1 \
+                and probabilities.dtype.kind == "f":
+            a = probabilities if whole else probabilities[keep]
+            vals = a.tolist()
+            if np.isfinite(a).all():
+                return vals
+            return [v if math.isfinite(v) else None for v in vals]
+        col = probabilities if whole else [probabilities[i] for i in keep]
+        return list(map(self.score_of, col))
+
     def remember_rows(self, ids: Sequence[Any], column: Callable[[str], Sequence[Any]],
                       predictions: Sequence[Any], probabilities: Sequence[Any],
                       timestamps: Sequence[Any] | None, now: float,
@@ -203,17 +229,23 @@ class ModelState:
                                f"expected a non-empty string of at most {MAX_ID_LENGTH} characters")
             drop = set(bad)
             keep = [i for i in keep if i not in drop]
-        segs = [[sg.value_of(v) for v in column(sg.feature)] for sg in self.segments]
-        version = self.version
-        pred = self.predicted_of
-        score = self.score_of
-        rows = []
-        for i in keep:
-            ts = timestamps[i] if timestamps is not None else None
-            rows.append((ids[i], Remembered(
-                version, pred(predictions[i]) if len(predictions) else None,
-                score(probabilities[i]) if len(probabilities) else None,
-                tuple(col[i] for col in segs), now if ts is None else float(ts))))
+        k = len(keep)
+        whole = k == len(ids)
+        if self.segments:
+            cols = [[sg.value_of(v) for v in column(sg.feature)] for sg in self.segments]
+            segs: Sequence[tuple[str, ...]] = list(zip(*cols))
+            if not whole:
+                segs = [segs[i] for i in keep]
+        else:
+            segs = [()] * k
+        preds = self._predicted_column(predictions, keep, whole)
+        scores = self._score_column(probabilities, keep, whole)
+        if timestamps is None:
+            tss: Sequence[float] = [now] * k
+        else:
+            tss = [now if timestamps[i] is None else float(timestamps[i]) for i in keep]
+        sel = ids if whole else [ids[i] for i in keep]
+        rows = list(zip(sel, map(Remembered, repeat(self.version, k), preds, scores, segs, tss)))
         with self.buffer_lock:
             self.remember.extend(rows)
 

@@ -44,12 +44,20 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Protocol, runtime_checkable
+from typing import NamedTuple, Any, Protocol, runtime_checkable
 
 import msgspec
 
-__all__ = ["JoinStore", "JoinStoreError", "MemoryJoinStore", "RedisJoinStore", "Remembered",
-           "SQLiteJoinStore", "open_join_store", "MAX_ID_LENGTH"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "JoinStore",
+    "JoinStoreError",
+    "MemoryJoinStore",
+    "RedisJoinStore",
+    "Remembered",
+    "SQLiteJoinStore",
+    "open_join_store",
+]
 
 log = logging.getLogger("modelmon.joinstore")
 
@@ -59,9 +67,8 @@ DEFAULT_TTL_SECONDS = 7 * 86400.0
 Key = tuple[str, str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class Remembered:
-    """What the join needs of one prediction."""
+class Remembered(NamedTuple):
+    """What the join needs of one prediction (a named tuple: made by the million, cheaply)."""
 
     model_version: str
     predicted: str | float | None   # predicted class (str) or regression value (float)
@@ -109,13 +116,13 @@ def _check_ids(ids: Sequence[str]) -> Sequence[str]:
     Fast path in C (``set(map(type, ...))``, ``min``/``max`` of lengths): about 30 ns
     per id at batch 500."""
     if isinstance(ids, (str, bytes)):
-        raise ValueError("ids must be a sequence of str, not a single str")
-    if not ids:
+        raise ValueError("ids must be a sequence of str, not a single str")  # noqa: TRY004
+    if len(ids) == 0:
         return ids
     if set(map(type, ids)) != _STR_ONLY:
         for i, x in enumerate(ids):
             if not isinstance(x, str):
-                raise ValueError(f"ids[{i}] must be a str, got {type(x).__name__}")
+                raise ValueError(f"ids[{i}] must be a str, got {type(x).__name__}")  # noqa: TRY004
         ids = [str(x) for x in ids]  # str subclasses (numpy.str_): plain str
     lens = list(map(len, ids))
     if min(lens) == 0 or max(lens) > MAX_ID_LENGTH:
@@ -285,8 +292,23 @@ _TAKE_CHUNKS = (8, 32, 128, 512)  # placeholder counts: few distinct statements 
 _SWEEP_LIMIT = 100_000            # expired rows removed per committer cycle at most
 
 _by_id = operator.itemgetter(1)
+_pred_of, _score_of, _ts_of = (operator.itemgetter(i) for i in (5, 6, 7))
+_PRED_TYPES = {str, float, int, type(None)}
+_SCORE_TYPES = {float, int, type(None)}
+_TS_TYPES = {float, int}
 _segs_encode = msgspec.msgpack.Encoder().encode
 _segs_decode = msgspec.msgpack.Decoder(list[str]).decode
+
+
+def _plain_predicted(v: Any) -> str | float | int | None:
+    if v is None or type(v) in (str, float, int):
+        return v
+    if isinstance(v, str):
+        return str(v)
+    try:
+        return float(v)  # numpy scalars and other numbers
+    except (TypeError, ValueError):
+        return str(v)
 
 
 def _at(now: float) -> int:
@@ -520,7 +542,10 @@ class SQLiteJoinStore:
             with self._db_lock:
                 if self._closed:
                     return
-                self._commit_and_sweep(raise_errors=False)
+                try:
+                    self._commit_and_sweep(raise_errors=False)
+                except Exception:  # pragma: no cover - a bug; keep committing
+                    log.exception("join store %r: committer error", self.path)
 
     def _commit_and_sweep(self, *, raise_errors: bool) -> None:
         """Under the db lock: write the pending map, sweep, commit (one transaction)."""
@@ -535,19 +560,7 @@ class SQLiteJoinStore:
             for model, (d, d_at) in snap.items():
                 if not d:
                     continue
-                m = self._name(model)
-                name, seg = self._name, self._seg
-                names, segs = self._names, self._segs
-                params = [(m, k, d_at[k], names.get(r.model_version) or name(r.model_version),
-                           segs.get(r.segments) or seg(r.segments), r.predicted, r.score,
-                           r.timestamp) for k, r in d.items()]
-                # In key order: B-tree inserts then touch neighbouring pages (random
-                # ids in arrival order cost about 3x more once the table is large).
-                params.sort(key=_by_id)
-                n = c.executemany(_INSERT, params).rowcount
-                if n < len(params):  # some ids were committed before: latest wins
-                    c.executemany(_UPDATE, params)
-                added += n
+                added += self._write(self._name(model), d, d_at)
             self._count += added
             swept = self._sweep(self._clock())
             c.execute("COMMIT")
@@ -565,6 +578,52 @@ class SQLiteJoinStore:
         if swept:
             with self._pending_lock:
                 self._expired.update(swept)
+
+    def _write(self, m: int, d: dict[str, Remembered], d_at: dict[str, int]) -> int:
+        """Insert or replace one model's pending rows; the number of new rows."""
+        c = self._conn
+        name, seg = self._name, self._seg
+        names, segs = self._names, self._segs
+        c.execute("SAVEPOINT batch")
+        try:
+            params = [(m, k, d_at[k], names.get(r.model_version) or name(r.model_version),
+                       segs.get(r.segments) or seg(r.segments), r.predicted, r.score,
+                       r.timestamp) for k, r in d.items()]
+            # sqlite3 would store numpy scalars as BLOBs (buffer protocol): check.
+            if not (set(map(type, map(_pred_of, params))) <= _PRED_TYPES
+                    and set(map(type, map(_score_of, params))) <= _SCORE_TYPES
+                    and set(map(type, map(_ts_of, params))) <= _TS_TYPES):
+                raise TypeError("a predicted, score or timestamp value of another type")
+            # In key order: B-tree inserts then touch neighbouring pages (random ids in
+            # arrival order cost about 3x more once the table is large).
+            params.sort(key=_by_id)
+            n = c.executemany(_INSERT, params).rowcount
+        except (TypeError, ValueError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+                sqlite3.IntegrityError) as e:
+            # A row of the wrong types (numpy scalars, a list of segments, ...): one
+            # bad row must not block every later commit. Coerce, drop what cannot be.
+            c.execute("ROLLBACK TO batch")
+            self._load_interned()  # names interned since the savepoint are gone
+            name, seg = self._name, self._seg
+            names, segs = self._names, self._segs
+            log.warning("join store %r: coercing rows of unexpected types (%s)", self.path, e)
+            params = []
+            for k, r in d.items():
+                try:
+                    sg = tuple(map(str, r.segments))
+                    params.append((m, k, d_at[k], name(str(r.model_version)),
+                                   segs.get(sg) or seg(sg), _plain_predicted(r.predicted),
+                                   None if r.score is None else float(r.score),
+                                   float(r.timestamp)))
+                except (TypeError, ValueError) as e2:
+                    log.warning("join store %r: dropping the row of id %r: %s", self.path,
+                                k, e2)
+            params.sort(key=_by_id)
+            n = c.executemany(_INSERT, params).rowcount
+        if n < len(params):  # some ids were committed before: latest wins
+            c.executemany(_UPDATE, params)
+        c.execute("RELEASE batch")
+        return n
 
     def _recover(self, snap: dict[str, tuple[dict[str, Remembered], dict[str, int]]]) -> None:
         """After a failed commit: roll back, put the batch back under newer puts."""
@@ -613,7 +672,15 @@ class SQLiteJoinStore:
 # ---------------------------------------------------------------------------
 # Redis
 
-_redis_encode = msgspec.msgpack.Encoder().encode
+def _enc_hook(obj: Any) -> Any:
+    """numpy scalars (and anything else with ``.item()``) as plain Python values."""
+    item = getattr(obj, "item", None)
+    if item is not None:
+        return item()
+    raise TypeError(f"cannot remember a value of type {type(obj).__name__}")
+
+
+_redis_encode = msgspec.msgpack.Encoder(enc_hook=_enc_hook).encode
 _redis_decode = msgspec.msgpack.Decoder().decode
 
 
@@ -648,7 +715,7 @@ class RedisJoinStore:
                  client: Any = None, clock: Callable[[], float] = time.time) -> None:
         self.ttl_seconds = float(_positive("ttl_seconds", ttl_seconds))
         if not isinstance(key_prefix, str):
-            raise ValueError(f"key_prefix must be a str, got {key_prefix!r}")
+            raise ValueError(f"key_prefix must be a str, got {key_prefix!r}")  # noqa: TRY004
         self.key_prefix = key_prefix
         self.url = url
         self._ttl_ms = max(1, math.ceil(self.ttl_seconds * 1000))
@@ -772,7 +839,8 @@ def open_join_store(spec: Mapping[str, Any]) -> JoinStore:
     ``key_prefix``. Unknown keys and bad values raise ValueError naming the key.
     """
     if not isinstance(spec, Mapping):
-        raise ValueError(f"join store config must be a mapping, got {type(spec).__name__}")
+        got = type(spec).__name__
+        raise ValueError(f"join store config must be a mapping, got {got}")  # noqa: TRY004
     kind = spec.get("type")
     if kind not in _OPTIONS:
         raise ValueError(f"join store 'type' must be one of {sorted(_OPTIONS)}, got {kind!r}")

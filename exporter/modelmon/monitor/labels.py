@@ -27,6 +27,10 @@ __all__ = ["Segment", "LabelState", "segment_values", "MISSING_SEGMENT", "LabelR
 
 #: Segment value of a prediction whose segmenting feature was missing.
 MISSING_SEGMENT = "__missing__"
+#: Regression errors held back to fix the scale of the concept-drift detectors' input ...
+ERROR_WARMUP = 1000
+#: ... which is then divided by (warm-up standard deviation / ERROR_SPREAD).
+ERROR_SPREAD = 0.3
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,12 @@ class LabelState:
         self.delay_sum = 0.0
         self.detectors = dict(detectors or {})
         self.detections = {name: 0 for name in CONCEPT_DETECTORS if name in self.detectors}
+        # Regression errors are in the target's units; the detectors' thresholds assume errors
+        # of order 0.1-1 with a spread like a 0/1 error's. Their scale is fixed from the first
+        # ERROR_WARMUP errors (held back until then): each is divided by that warm-up's
+        # standard deviation over ERROR_SPREAD.
+        self._warm: list[np.ndarray] = []
+        self._scale: float | None = 1.0 if self.classifier else None
 
     def actual_index(self, label: Any) -> int | str:
         """The class slot of a classifier's label, or an error message."""
@@ -263,8 +273,23 @@ class LabelState:
                 np.add.at(self.abs_error, slots[ok], np.abs(err_k[ok]))
                 np.add.at(self.sq_error, slots[ok], err_k[ok] ** 2)
             errors = np.abs(err[known])
+        self._detect(errors)
+
+    def _detect(self, errors: np.ndarray) -> None:
+        if not self.detectors:
+            return
+        if self._scale is None:
+            self._warm.append(errors)
+            held = np.concatenate(self._warm)
+            if held.size < ERROR_WARMUP:
+                return
+            sd = float(held.std())
+            self._scale = sd / ERROR_SPREAD if sd > 0 else 1.0
+            self._warm = []
+            errors = held
+        x = errors / self._scale if self._scale != 1.0 else errors
         for name, det in self.detectors.items():
-            found = det.update(errors)
+            found = det.update(x)
             self.detections[name] += int(len(found))
 
     def _predicted_slot(self, predicted: Any, other: int) -> int:

@@ -1,4 +1,4 @@
-"""Pure drift statistics on bucket counts: binning and distances.
+"""Pure statistics: binning, drift distances, performance estimation, concept-drift detectors.
 
 No metrics library and no I/O here: everything takes and returns NumPy arrays.
 See :mod:`modelmon.stats.binning` for the bucket convention and
@@ -8,6 +8,7 @@ See :mod:`modelmon.stats.binning` for the bucket convention and
 from __future__ import annotations
 
 from .binning import bucket_counts, bucket_index, quantile_edges, round_significant
+from .concept import Adwin, AdwinResult, PageHinkley, PageHinkleyResult, adwin, page_hinkley
 from .distances import (
     Score,
     SignificanceResult,
@@ -19,6 +20,7 @@ from .distances import (
     psi,
     wasserstein,
 )
+from .estimation import PerformanceEstimate, estimate_performance
 
 __all__ = [
     # binning
@@ -36,4 +38,14 @@ __all__ = [
     "chi_square",
     "wasserstein",
     "drift_scores",
+    # performance estimation before labels come
+    "PerformanceEstimate",
+    "estimate_performance",
+    # concept drift on the per-label error stream
+    "PageHinkley",
+    "PageHinkleyResult",
+    "page_hinkley",
+    "Adwin",
+    "AdwinResult",
+    "adwin",
 ]

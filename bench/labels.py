@@ -207,6 +207,58 @@ def main() -> None:
               f"{r['bytes_row']:.0f} |")
     for note in notes:
         print(f"\n{note}")
+    if "sqlite" in stores:
+        try:
+            monitor_path(args, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def monitor_path(args: argparse.Namespace, tmp: Path) -> None:
+    """What the join costs through the Monitor: ``observe_batch`` of 20 numeric features, a
+    class and a score with and without ids (SQLite store), and ``record_labels`` per second."""
+    import numpy as np
+
+    from modelmon.baseline import Baseline
+    from modelmon.monitor import Monitor
+
+    rng = np.random.default_rng(args.seed)
+    n = 20_000
+    data: dict[str, object] = {f"f{i}": rng.normal(size=n) for i in range(20)}
+    data["decision"] = rng.choice(["approve", "reject"], n)
+    data["score"] = rng.random(n)
+    b = Baseline.build(data, model="m", prediction="decision", probability="score", bins=20)
+    batch = args.batch
+    feats = {f"f{i}": data[f"f{i}"][:batch] for i in range(20)}  # type: ignore[index]
+    preds, scores = data["decision"][:batch], data["score"][:batch]  # type: ignore[index]
+    reps = max(20, args.rows // batch // 5)
+    tmp.mkdir(parents=True, exist_ok=True)
+    out = {"plain": [], "ids": [], "labels": []}
+    for r in range(args.repeats):
+        store = SQLiteJoinStore(tmp / f"monitor{r}.db", max_rows=10 * reps * batch)
+        mon = Monitor(b, registry=None, join_store=store)
+        idss = [[f"{r}-{k}-{i}" for i in range(batch)] for k in range(reps)]
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            mon.observe_batch(feats, predictions=preds, probabilities=scores)
+        out["plain"].append((time.perf_counter() - t0) / (reps * batch) * 1e6)
+        t0 = time.perf_counter()
+        for ids in idss:
+            mon.observe_batch(feats, predictions=preds, probabilities=scores, ids=ids)
+        out["ids"].append((time.perf_counter() - t0) / (reps * batch) * 1e6)
+        store.flush()
+        labels = ["approve"] * batch
+        t0 = time.perf_counter()
+        for ids in idss:
+            mon.record_labels(ids, labels)
+        out["labels"].append(reps * batch / (time.perf_counter() - t0))
+        store.close()
+    plain, ids_ = min(out["plain"]), min(out["ids"])
+    print(f"\nThrough the Monitor (SQLite store, batch {batch}, 20 numeric features + class + "
+          f"score, best of {args.repeats}): observe_batch {plain:.2f} µs/event without ids, "
+          f"{ids_:.2f} with ids (+{ids_ - plain:.2f}); record_labels "
+          f"{max(out['labels']):,.0f} labels/s (join, confusion and score counts, "
+          "Page-Hinkley and ADWIN)")
 
 
 def best(make, ids, rows, shuffled, args, size_of) -> dict:

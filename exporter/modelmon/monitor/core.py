@@ -218,12 +218,21 @@ class ModelState:
                       problems: _Problems) -> None:
         """Queue the events with an id for the join store (``column(feature)`` gives a
         segmenting feature's values, one per event)."""
-        keep = [i for i, x in enumerate(ids) if x is not None]
-        if not keep:
-            return
+        if isinstance(ids, np.ndarray):
+            ids = ids.tolist()
+        if None in ids:
+            keep = [i for i, x in enumerate(ids) if x is not None]
+            if not keep:
+                return
+        else:
+            keep = list(range(len(ids)))
         self.labelled = True
-        bad = [i for i in keep if type(ids[i]) is not str or not ids[i]
-               or len(ids[i]) > MAX_ID_LENGTH]
+        lengths = list(map(len, ids)) if set(map(type, ids)) == {str} else None
+        if lengths is not None and min(lengths) > 0 and max(lengths) <= MAX_ID_LENGTH:
+            bad: list[int] = []  # the common case: every id a usable string
+        else:
+            bad = [i for i in keep if type(ids[i]) is not str or not ids[i]
+                   or len(ids[i]) > MAX_ID_LENGTH]
         if bad:
             problems.violation("id", "wrong_type", len(bad),
                                f"expected a non-empty string of at most {MAX_ID_LENGTH} characters")
@@ -245,7 +254,9 @@ class ModelState:
         else:
             tss = [now if timestamps[i] is None else float(timestamps[i]) for i in keep]
         sel = ids if whole else [ids[i] for i in keep]
-        rows = list(zip(sel, map(Remembered, repeat(self.version, k), preds, scores, segs, tss)))
+        # tuple.__new__ makes the named tuples in C (their own __new__ is a Python lambda)
+        rows = list(zip(sel, map(tuple.__new__, repeat(Remembered, k),
+                                 zip(repeat(self.version, k), preds, scores, segs, tss))))
         with self.buffer_lock:
             self.remember.extend(rows)
 

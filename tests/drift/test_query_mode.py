@@ -780,6 +780,70 @@ def test_a_new_version_makes_the_exporter_read_the_baselines_again(kind: str,
         tg.close()
 
 
+CAL_LES = ("0.25", "0.5", "0.75", "+Inf")
+CAL = {"rows": (400, 300, 200, 100), "positives": (40, 90, 120, 80),
+       "predicted_positive": (0, 30, 200, 100), "true_positive": (0, 10, 120, 80)}
+LIVE = (10.0, 20.0, 30.0, 40.0)  # live scores per bucket in the window
+
+
+def _calibrated_exposition(phase: int) -> str:
+    mv = 'model="clf",model_version="2"'
+    lines = [f'modelmon_model_info{{{mv},baseline_id="c1"}} 1']
+    cum = np.cumsum(LIVE) * phase
+    total = float(sum(CAL["rows"]))
+    ratios = np.cumsum(CAL["rows"]) / total
+    for j, le in enumerate(CAL_LES):
+        lines.append(f'modelmon_prediction_value_bucket{{{mv},output="score",le="{le}"}} {cum[j]}')
+        lines.append(f'modelmon_baseline_bucket_ratio{{{mv},feature="score",le="{le}"}} '
+                     f"{ratios[j]}")
+        for q, counts in CAL.items():
+            lines.append(f'modelmon_baseline_calibration{{{mv},output="score",le="{le}",'
+                         f'quantity="{q}"}} {counts[j]}')
+    lines.append(f'modelmon_baseline_samples{{{mv},feature="score"}} {total}')
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_estimated_performance_is_the_calibration_applied_to_the_live_window(
+        kind: str, tmp_path: Path) -> None:
+    from modelmon.stats import estimate_performance
+
+    tg = Target()
+    tg.body = _calibrated_exposition(0)
+    store = make_store(kind, tmp_path / kind, [tg.target])
+    try:
+        store.wait_for('count(modelmon_prediction_value_bucket{model="clf"})',
+                       lambda r: r and float(r[0]["value"][1]) == 4)
+        time.sleep(2.5)
+        tg.body = _calibrated_exposition(1)
+        store.wait_for('sum(modelmon_prediction_value_bucket{le="+Inf"})',
+                       lambda r: r and float(r[0]["value"][1]) == sum(LIVE))
+        time.sleep(1.5)
+        svc = DriftQueryService(store.url, window=60, interval=1, min_samples=1)
+        res = svc.evaluate_once(at=time.time() - 0.5)
+        assert res.all_sources_up and dict(res.skipped) == {}
+        want = estimate_performance(np.array(LIVE), *(np.array(c) for c in CAL.values()))
+        got = res.estimates[("clf", "2")]
+        for metric in ("accuracy", "precision", "recall", "f1"):
+            assert got[metric] == pytest.approx(float(getattr(want, metric)), rel=1e-9), metric
+        # by hand: E[TP] = 10*0/400 + 20*10/300 + 30*120/200 + 40*80/100 = 50.67 of 100
+        assert got["accuracy"] == pytest.approx(
+            (20 * 10 / 300 + 30 * 120 / 200 + 40 * 80 / 100
+             + 10 * 360 / 400 + 20 * 190 / 300 + 30 * 0 / 200 + 40 * 0 / 100) / 100, rel=1e-9)
+        # and it is exported
+        host, port = svc.serve("127.0.0.1", 0)
+        text = requests.get(f"http://{host}:{port}/metrics", timeout=5).text
+        assert ('modelmon_estimated_performance{metric="accuracy",model="clf",'
+                'model_version="2"}') in text
+        svc.stop()
+        # below min_samples there is no estimate
+        quiet = DriftQueryService(store.url, window=60, interval=1, min_samples=1000)
+        assert quiet.evaluate_once(at=time.time() - 0.5).estimates == {}
+    finally:
+        store.stop()
+        tg.close()
+
+
 @pytest.mark.parametrize("kind", STORES)
 def test_store_errors_are_typed(kind: str, tmp_path: Path) -> None:
     from modelmon.drift import PromClient, QueryError

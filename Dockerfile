@@ -31,7 +31,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 COPY --from=build /wheels /tmp/wheels
-RUN pip install /tmp/wheels/*.whl \
+# With the redis extra, so --join-store redis://... works in the image too.
+RUN pip install "$(ls /tmp/wheels/*.whl)[redis]" \
     && rm -rf /tmp/wheels
 
 # A system user without a login shell or home; numeric USER so that Kubernetes

@@ -22,9 +22,10 @@ def test_names_follow_prometheus_conventions():
         assert (m.type == "counter") == m.name.endswith("_total"), m.name
         assert (m.type == "info") == m.name.endswith("_info"), m.name
         forbidden = {"type", "le", "cluster", "env", "quantile"}
-        if m.name == "modelmon_baseline_bucket_ratio":
-            # The one exception, on purpose: the same le strings as the histogram, so
-            # PromQL can join `on (le)` (the PromQL-only PSI rules rely on it).
+        if m.name in ("modelmon_baseline_bucket_ratio", "modelmon_baseline_calibration"):
+            # The two exceptions, on purpose: the same le strings as the histogram of the
+            # feature or score, so PromQL can join `on (le)` (the PromQL-only PSI rules rely
+            # on it for the bucket ratios).
             forbidden.discard("le")
         assert not forbidden & set(m.labels), m.name
         assert all(NAME.match(label) for label in m.labels)

@@ -137,6 +137,10 @@ def test_multi_stage_build_on_python_311_slim(dockerfile: str) -> None:
     installs = [r for r in args_of(final, "RUN") if "pip install" in r]
     assert installs and any(".whl" in r for r in installs)
     assert not any("--no-deps" in r for r in installs), "dependencies come with the wheel"
+    # the Redis join store of the sidecar needs the redis extra
+    assert any(".whl)[redis]" in r for r in installs)
+    assert "redis" in tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
 
 
 def stage_name(stage: list[tuple[str, str]]) -> str | None:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelmon.baseline import Baseline
 from modelmon.monitor.collector import le_labels
 from modelmon.sidecar.config import Limits
 
@@ -120,6 +121,22 @@ def setup():
     lv.server.stop()
 
 
+def _label_series(b: Baseline) -> int:
+    """Series a model adds once it has seen a prediction id (all at 0 until labels come)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from modelmon.monitor import Monitor
+
+    counts = []
+    for with_id in (False, True):
+        reg = CollectorRegistry()
+        mon = Monitor(b, registry=reg)
+        mon.observe({}, id="x" if with_id else None)
+        counts.append(sum(1 for ln in generate_latest(reg).decode().splitlines()
+                          if ln and not ln.startswith("#")))
+    return counts[1] - counts[0]
+
+
 def _series(lv: Live) -> int:
     r = lv.http.get(f"{lv.url}/metrics", timeout=30)
     assert r.status_code == 200
@@ -210,8 +227,10 @@ def test_zz_totals_match_the_oracle(setup) -> None:
         assert math.isclose(lv.value("modelmon_feature_value_sum", model="loan",
                                      model_version="3", feature=feat),
                             float(np.sum(v)), rel_tol=1e-9, abs_tol=1e-3)
-    # bounded: only request-code series for codes the server can answer may appear
-    assert _series(lv) <= state["series0"] + 6 * 5
+    # bounded: only request-code series for codes the server can answer may appear, and the
+    # ground-truth series of each model once an event with an id came (a fixed set per model)
+    assert _series(lv) <= state["series0"] + 6 * 5 + sum(
+        _label_series(b) for b in lv.app.monitor.models.values())
     text = lv.http.get(f"{lv.url}/metrics").text
     codes = set(re.findall(r'code="(\d+)"', text))
     assert codes <= {str(c) for c in OK_CODES | {500}}

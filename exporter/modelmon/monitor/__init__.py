@@ -1,6 +1,31 @@
-"""In-process monitoring: Monitor (the hot path) and its Prometheus collector."""
+"""In-process monitoring: Monitor (the hot path), its Prometheus collector, and the ground-truth
+join (label segments and the join stores where predictions wait for their labels)."""
 
 from .collector import MonitorCollector, le_labels
 from .core import Monitor, SchemaViolationError
+from .joinstore import (
+    JoinStore,
+    JoinStoreError,
+    MemoryJoinStore,
+    RedisJoinStore,
+    Remembered,
+    SQLiteJoinStore,
+    open_join_store,
+)
+from .labels import LabelResult, Segment
 
-__all__ = ["Monitor", "MonitorCollector", "SchemaViolationError", "le_labels"]
+__all__ = [
+    "Monitor",
+    "MonitorCollector",
+    "SchemaViolationError",
+    "le_labels",
+    "Segment",
+    "LabelResult",
+    "JoinStore",
+    "JoinStoreError",
+    "MemoryJoinStore",
+    "SQLiteJoinStore",
+    "RedisJoinStore",
+    "Remembered",
+    "open_join_store",
+]

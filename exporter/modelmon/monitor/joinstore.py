@@ -42,7 +42,6 @@ import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import repeat
 from typing import NamedTuple, Any, Protocol, runtime_checkable
 
@@ -178,7 +177,23 @@ def _join_results(ids: Sequence[str], found: Mapping[str, tuple[float, Remembere
 # Memory
 
 
-class MemoryJoinStore:
+class _ExpiredCounts:
+    """``expired()`` over a ``_expired`` Counter guarded by ``_lock``; nothing to flush."""
+
+    _lock: threading.Lock
+    _expired: Counter[Key]
+
+    def expired(self) -> dict[Key, int]:
+        with self._lock:
+            out = dict(self._expired)
+            self._expired.clear()
+        return out
+
+    def flush(self) -> None:
+        pass
+
+
+class MemoryJoinStore(_ExpiredCounts):
     """In-process join store: an insertion-ordered map, oldest put first.
 
     Bounded by ``max_rows``: putting more evicts the oldest rows (counted ``cap``).
@@ -249,14 +264,6 @@ class MemoryJoinStore:
             self._sweep(now, 2 * len(ids) + 1000)
         return out
 
-    def expired(self) -> dict[Key, int]:
-        with self._lock:
-            out = dict(self._expired)
-            self._expired.clear()
-        return out
-
-    def flush(self) -> None:
-        pass
 
     def close(self) -> None:
         with self._lock:
@@ -684,7 +691,7 @@ _redis_encode = msgspec.msgpack.Encoder(enc_hook=_enc_hook).encode
 _redis_decode = msgspec.msgpack.Decoder().decode
 
 
-class RedisJoinStore:
+class RedisJoinStore(_ExpiredCounts):
     """Join store in Redis, shared by every replica.
 
     One key per ``(model, id)``: ``{key_prefix}{model}:{id}`` (``%`` and ``:`` in the
@@ -803,14 +810,6 @@ class RedisJoinStore:
                 self._expired.update(expired)
         return out
 
-    def expired(self) -> dict[Key, int]:
-        with self._lock:
-            out = dict(self._expired)
-            self._expired.clear()
-        return out
-
-    def flush(self) -> None:
-        pass
 
     def close(self) -> None:
         if self._own_client:

@@ -236,10 +236,10 @@ class SidecarApp:
         try:
             if path.startswith("/v1/models/") and path.endswith("/events"):
                 endpoint = "events"
-                status = await self._events(scope, receive, send, path[11:-7])
+                status = await self._ingest(scope, receive, send, path[11:-7], "events")
             elif path.startswith("/v1/models/") and path.endswith("/labels"):
                 endpoint = "labels"
-                status = await self._labels(scope, receive, send, path[11:-7])
+                status = await self._ingest(scope, receive, send, path[11:-7], "labels")
             elif path in ("/v1/models", "/v1/models/"):
                 endpoint = "models"
                 self._allow(method, ("GET", "HEAD"))
@@ -292,28 +292,20 @@ class SidecarApp:
             extra.append((b"content-encoding", b"gzip"))
         return await _send(send, 200, content_type.encode(), body, extra, head=head)
 
-    async def _events(self, scope: dict[str, Any], receive: Callable[..., Any],
-                      send: Callable[..., Any], model: str) -> int:
-        ing = self.ingestors.get(model)
-        body, ndjson = await self._request_body(scope, receive, model, "events")
-        assert ing is not None
+    async def _ingest(self, scope: dict[str, Any], receive: Callable[..., Any],
+                      send: Callable[..., Any], model: str, what: str) -> int:
+        """``POST /v1/models/{model}/events`` or ``.../labels`` (``what``)."""
+        ingestors: Mapping[str, Ingestor | LabelIngestor] = (
+            self.ingestors if what == "events" else self.label_ingestors)
+        body, ndjson = await self._request_body(scope, receive, model, what)
+        ing = ingestors[model]
         try:
             result = ing.ingest_ndjson(body) if ndjson else ing.ingest_json(body)
         except RequestError as e:
             raise _Reply(e.status, e.code, e.message) from None
-        if result.reasons:
-            self.stats.reject(model, result.reasons)
-        return await _send(send, 200, b"application/json", _encode(result.reply()))
-
-    async def _labels(self, scope: dict[str, Any], receive: Callable[..., Any],
-                      send: Callable[..., Any], model: str) -> int:
-        ing = self.label_ingestors.get(model)
-        body, ndjson = await self._request_body(scope, receive, model, "labels")
-        assert ing is not None
-        try:
-            result = ing.ingest_ndjson(body) if ndjson else ing.ingest_json(body)
-        except RequestError as e:
-            raise _Reply(e.status, e.code, e.message) from None
+        reasons = getattr(result, "reasons", None)
+        if reasons:
+            self.stats.reject(model, reasons)
         return await _send(send, 200, b"application/json", _encode(result.reply()))
 
     async def _request_body(self, scope: dict[str, Any], receive: Callable[..., Any],

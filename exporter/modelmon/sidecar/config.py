@@ -210,6 +210,29 @@ def _pick(name: str, args: argparse.Namespace, env: Mapping[str, str],
     return default, f"{flag} (default)"
 
 
+def _whole(value: Any, src: str) -> int:
+    """A whole number > 0 of a setting, or the ConfigError naming where it came from."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        n = int(str(value).strip())
+        if n <= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{src}: expected a whole number > 0, got {value!r}") from None
+    return n
+
+
+def _duration(value: Any, src: str) -> float:
+    """A duration (seconds) of a setting, or the ConfigError naming where it came from."""
+    try:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a duration such as 1s or 7d, got {value!r}")
+        return parse_duration(str(value).strip())
+    except ValueError as exc:
+        raise ConfigError(f"{src}: {exc}") from None
+
+
 def _load_baseline(path: str, where: str) -> Baseline:
     try:
         return Baseline.load(path)
@@ -390,15 +413,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     except ValueError as exc:
         raise ConfigError(f"{src}: {exc}") from None
 
-    value, src = _pick("max_events_per_request", args, env, doc, path)
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        max_events = int(str(value).strip())
-        if max_events <= 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{src}: expected a whole number > 0, got {value!r}") from None
+    max_events = _whole(*_pick("max_events_per_request", args, env, doc, path))
 
     value, src = _pick("shutdown_delay", args, env, doc, path)
     if isinstance(value, bool):
@@ -421,25 +436,9 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         if not os.path.isfile(web):
             raise ConfigError(f"{src}: expected the path of a web config file, got {web!r} "
                               "(not found)")
-    value, src = _pick("join_ttl", args, env, doc, path)
-    try:
-        ttl = parse_duration(str(value).strip())
-    except ValueError as exc:
-        raise ConfigError(f"{src}: {exc}") from None
-    value, src = _pick("join_max_rows", args, env, doc, path)
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        max_rows = int(str(value).strip())
-        if max_rows <= 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{src}: expected a whole number > 0, got {value!r}") from None
-    value, src = _pick("join_commit_interval", args, env, doc, path)
-    try:
-        commit = parse_duration(str(value).strip())
-    except ValueError as exc:
-        raise ConfigError(f"{src}: {exc}") from None
+    ttl = _duration(*_pick("join_ttl", args, env, doc, path))
+    max_rows = _whole(*_pick("join_max_rows", args, env, doc, path))
+    commit = _duration(*_pick("join_commit_interval", args, env, doc, path))
     value, src = _pick("join_store", args, env, doc, path)
     try:
         spec = join_store_spec(str(value), ttl, max_rows, commit,

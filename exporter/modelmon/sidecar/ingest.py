@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
 from operator import attrgetter
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -153,6 +154,7 @@ def _raw_kind(raw: bytes) -> str:
             b"n": "null"}.get(first, "a number")
 
 
+T = TypeVar("T")
 _AT = re.compile(r" - at `\$(.*)`$")
 _BYTE = re.compile(r"\(byte (\d+)\)")
 _EXPECTED = re.compile(r"Expected `([^`]*)`, got `([^`]*)`")
@@ -220,6 +222,21 @@ def _seconds(ts: float | str | None) -> float | None:
         return datetime.fromisoformat(ts).timestamp()
     except ValueError:  # pragma: no cover - rejected before counting
         return None
+
+
+def decode_body(body: bytes, decode: Callable[[bytes], T], slow: Callable[[bytes], T]) -> T:
+    """``decode(body)``; ``slow(body)`` (entry by entry) when the typed decode finds a bad
+    entry; a 400 :class:`RequestError` for a body that is not JSON at all."""
+    try:
+        return decode(body)
+    except msgspec.ValidationError:
+        return slow(body)
+    except msgspec.DecodeError as exc:
+        raise RequestError(400, "malformed_json", _decode_error(body, exc)) from None
+    except RecursionError:
+        raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, "malformed_json", _utf8_error(body, exc)) from None
 
 
 def _rfc3339(text: str) -> bool:
@@ -304,17 +321,8 @@ class Ingestor:
             if len(typed) > self.max_events:
                 raise self._too_many(len(typed))
             return self._process(typed, {}, typed=True)
-        try:
-            events: list[Event | None] = list(_BATCH.decode(body).events)
-            errors: dict[int, list[tuple[str, str, str]]] = {}
-        except msgspec.ValidationError:
-            events, errors = self._json_slow(body)
-        except msgspec.DecodeError as exc:
-            raise RequestError(400, "malformed_json", _decode_error(body, exc)) from None
-        except RecursionError:
-            raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
-        except UnicodeDecodeError as exc:
-            raise RequestError(400, "malformed_json", _utf8_error(body, exc)) from None
+        events, errors = decode_body(body, lambda b: (list(_BATCH.decode(b).events), {}),
+                                     self._json_slow)
         if len(events) > self.max_events:
             raise self._too_many(len(events))
         return self._process(events, errors)

@@ -21,6 +21,7 @@ from ..monitor import Monitor
 from .ingest import (
     MAX_ERRORS,
     RequestError,
+    decode_body,
     _decode_error,
     _kind,
     _raw_kind,
@@ -108,16 +109,8 @@ class LabelIngestor:
     def ingest_json(self, body: bytes) -> LabelReply:
         """Join the labels of an ``application/json`` body ``{"labels": [...]}``."""
         errors: dict[int, tuple[str, str]] = {}
-        try:
-            entries: list[LabelEntry | None] = list(_BATCH.decode(body).labels)
-        except msgspec.ValidationError:
-            entries = self._json_slow(body, errors)
-        except msgspec.DecodeError as exc:
-            raise RequestError(400, "malformed_json", _decode_error(body, exc)) from None
-        except RecursionError:
-            raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
-        except UnicodeDecodeError as exc:
-            raise RequestError(400, "malformed_json", _utf8_error(body, exc)) from None
+        entries: list[LabelEntry | None] = decode_body(
+            body, lambda b: list(_BATCH.decode(b).labels), lambda b: self._json_slow(b, errors))
         if len(entries) > self.max_labels:
             raise self._too_many(len(entries))
         return self._join(entries, errors)

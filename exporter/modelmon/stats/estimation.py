@@ -29,6 +29,8 @@ from typing import NamedTuple, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from .distances import _counts  # the same validation of count arrays
+
 __all__ = ["PerformanceEstimate", "estimate_performance"]
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -53,20 +55,6 @@ class PerformanceEstimate(NamedTuple):
     false_positive: Value
     false_negative: Value
     true_negative: Value
-
-
-def _counts(name: str, x: npt.ArrayLike) -> FloatArray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim == 0:
-        raise ValueError(
-            f"{name} must be an array of per-bucket counts with shape (..., buckets), got a scalar")
-    if a.shape[-1] == 0:
-        raise ValueError(f"{name} must have at least one bucket, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} counts must be finite")
-    if (a < 0).any():
-        raise ValueError(f"{name} counts must be non-negative")
-    return a
 
 
 def _fill_empty(rows: FloatArray, *others: FloatArray) -> tuple[FloatArray, ...]:

@@ -257,3 +257,83 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory):
     server = RedisServer(require_binary("redis-server"), tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+class Alertmanager:
+    """A real Alertmanager (Debian's binary is ``prometheus-alertmanager``) on a free
+    loopback port, with ``config_text`` as its configuration, its data in ``workdir``
+    and clustering off (``--cluster.listen-address=``: no gossip port, no peers).
+
+    ``alerts()`` is ``GET /api/v2/alerts`` (every alert, with its ``status``:
+    ``state``, ``inhibitedBy``, ``silencedBy``); ``post_alerts()`` is
+    ``POST /api/v2/alerts``; ``stop()`` ends it.
+    """
+
+    def __init__(self, binary: str, workdir: os.PathLike[str] | str, config_text: str) -> None:
+        import time
+        from pathlib import Path
+
+        import requests
+
+        self.work = Path(workdir)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = self.work / "alertmanager.yml"
+        self.config.write_text(config_text)
+        self.http = requests.Session()
+        self.log_path = self.work / "alertmanager.log"
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={self.config}", f"--storage.path={self.work / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
+             "--log.level=debug"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.http.get(self.url + "/-/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("alertmanager did not start: " + self.log_text())
+            time.sleep(0.1)
+
+    def log_text(self, tail: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    def alerts(self, **params: str) -> list[dict]:
+        """``GET /api/v2/alerts`` (query parameters such as ``filter`` pass through)."""
+        r = self.http.get(f"{self.url}/api/v2/alerts", params=params, timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def post_alerts(self, alerts: list[dict]) -> None:
+        """``POST /api/v2/alerts`` (each alert: ``labels``, optional ``annotations``,
+        ``startsAt``, ``endsAt``); raises on an error status."""
+        r = self.http.post(f"{self.url}/api/v2/alerts", json=alerts, timeout=10)
+        if r.status_code != 200:
+            raise AssertionError(f"POST /api/v2/alerts: {r.status_code} {r.text}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        self.http.close()
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary() -> str:
+    return require_binary("prometheus-alertmanager")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    return require_binary("amtool")

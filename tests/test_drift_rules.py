@@ -29,7 +29,7 @@ from .sidecar.conftest import PURPOSES, make_baseline, start_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "alerts" / "modelmon-drift.rules.yml"
-UNIT = ROOT / "alerts" / "tests" / "modelmon-drift.rules.test.yml"
+UNIT = ROOT / "alerts" / "tests" / "modelmon-drift.rules.test.yaml"
 WINDOW_NAMES = ("model_feature:modelmon_psi:1h",
                 "model_feature:modelmon_feature_value:psi1h",
                 "model_feature:modelmon_feature_category:psi1h")

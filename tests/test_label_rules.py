@@ -25,7 +25,7 @@ from modelmon.catalogue import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "alerts" / "modelmon-labels.rules.yml"
-UNIT = ROOT / "alerts" / "tests" / "modelmon-labels.rules.test.yml"
+UNIT = ROOT / "alerts" / "tests" / "modelmon-labels.rules.test.yaml"
 
 #: The level part of a recorded name and the labels its series carry.
 LEVELS = {

@@ -1,0 +1,208 @@
+"""The alerting rules (alerts/modelmon-rules.yaml), their runbook and their unit tests.
+
+* ``promtool check rules`` and ``promtool test rules`` on the checked-in files;
+* every alert: a CamelCase ``ModelMon...`` name, exactly one severity (critical, warning or
+  info), summary, description and a runbook_url pointing at its ``## <AlertName>``
+  section of alerts/runbook.md (which has no section for an alert that does not exist);
+* every metric an expression reads is in the catalogue, a recording rule of alerts/*.y*ml,
+  or ``up``;
+* every alert has an ``alert_rule_test`` in the promtool test file, with at least one
+  ``exp_alerts: []`` case, and one that fires.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from modelmon.catalogue import CATALOGUE
+
+ROOT = Path(__file__).resolve().parents[1]
+ALERTS_DIR = ROOT / "alerts"
+RULES = ALERTS_DIR / "modelmon-rules.yaml"
+UNIT = ALERTS_DIR / "tests" / "modelmon-rules.test.yaml"
+RUNBOOK = ALERTS_DIR / "runbook.md"
+RUNBOOK_URL = "https://github.com/modelmon/modelmon/blob/main/alerts/runbook.md#"
+
+#: The alerts other files (Alertmanager routing, end-to-end tests) refer to by name.
+EXPECTED = {
+    "ModelMonFeatureDrift": "warning",
+    "ModelMonFeatureDriftCritical": "critical",
+    "ModelMonFeatureSuddenChange": "warning",
+    "ModelMonPredictionDrift": "warning",
+    "ModelMonSchemaViolations": "warning",
+    "ModelMonMissingValuesSpike": "warning",
+    "ModelMonNewCategories": "warning",
+    "ModelMonOutOfRange": "warning",
+    "ModelMonNoTraffic": "warning",
+    "ModelMonLatencyHigh": "warning",
+    "ModelMonLabelsStopped": "warning",
+    "ModelMonUnmatchedLabelsHigh": "warning",
+    "ModelMonAccuracyDrop": "critical",
+    "ModelMonF1Drop": "warning",
+    "ModelMonEstimatedPerformanceDrop": "warning",
+    "ModelMonConceptDrift": "warning",
+    "ModelMonDriftExporterDown": "warning",
+    "ModelMonDriftSourceDown": "warning",
+    "ModelMonDriftEvaluationsStale": "warning",
+    "ModelMonSidecarDown": "critical",
+}
+#: Alerts about an exporter or a scrape target rather than a model: job and instance.
+TARGET_LEVEL = {"ModelMonDriftExporterDown", "ModelMonDriftSourceDown",
+                "ModelMonDriftEvaluationsStale"}
+
+# PromQL words that look like metric names.
+KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
+    "unless", "offset", "sum", "min", "max", "avg", "count", "group", "stddev", "stdvar",
+    "topk", "bottomk", "quantile", "count_values", "rate", "increase", "irate", "delta",
+    "histogram_quantile", "max_over_time", "min_over_time", "avg_over_time", "time",
+    "label_replace", "clamp_min", "clamp_max", "sqrt", "abs", "absent", "vector", "scalar",
+}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+
+
+def rules() -> list[dict]:
+    return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
+
+
+def alerts() -> list[dict]:
+    return [r for r in rules() if "alert" in r]
+
+
+def catalogue_names() -> set[str]:
+    names = set()
+    for m in CATALOGUE:
+        names.add(m.name)
+        if m.type == "histogram":
+            names |= {m.name + s for s in ("_bucket", "_sum", "_count")}
+    return names
+
+
+def recorded_names() -> set[str]:
+    names = set()
+    for path in sorted(ALERTS_DIR.glob("*.y*ml")):
+        doc = yaml.safe_load(path.read_text())
+        if not isinstance(doc, dict) or "groups" not in doc:
+            continue  # not a rule file (e.g. an Alertmanager config)
+        for g in doc["groups"]:
+            names |= {r["record"] for r in g["rules"] if "record" in r}
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """Identifiers of an expression that are metric names (not labels, functions, ...)."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)          # strings
+    expr = re.sub(r"\{[^}]*\}", "", expr)                     # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)                    # ranges
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "",
+                  expr)                                        # label lists
+    tokens = set(re.findall(r"(?<![\w.])[A-Za-z_:][A-Za-z0-9_:]*", expr))
+    return {t for t in tokens if t not in KEYWORDS}
+
+
+# --- promtool -------------------------------------------------------------------------
+
+
+def test_promtool_check_rules(promtool):
+    r = run(promtool, "check", "rules", str(RULES))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"SUCCESS: {len(rules())} rules found" in r.stdout
+
+
+def test_promtool_unit_tests(promtool):
+    r = run(promtool, "test", "rules", str(UNIT))
+    assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-5000:]
+    assert "SUCCESS" in r.stdout
+
+
+# --- the alerts -----------------------------------------------------------------------
+
+
+def test_the_agreed_alerts_with_their_severities():
+    got = {a["alert"]: a["labels"]["severity"] for a in alerts()}
+    assert got == EXPECTED
+    assert len(alerts()) == len(got)  # no duplicate names
+
+
+@pytest.mark.parametrize("alert", alerts(), ids=lambda a: a["alert"])
+def test_alert_conventions(alert):
+    name = alert["alert"]
+    assert re.fullmatch(r"ModelMon(?:[A-Z][a-z0-9]*)+", name), name
+    labels = alert.get("labels", {})
+    assert set(labels) == {"severity"}, labels  # exactly one severity, nothing else static
+    assert labels["severity"] in {"critical", "warning", "info"}
+    ann = alert["annotations"]
+    assert set(ann) >= {"summary", "description", "runbook_url"}
+    assert ann["summary"].strip() and ann["description"].strip()
+    assert ann["runbook_url"] == RUNBOOK_URL + name.lower()
+    assert re.search(r"\{\{.*\$(labels|value)", ann["summary"]), "summary is templated"
+    assert "$value" in ann["description"] or "$labels" in ann["description"]
+    expr = alert["expr"]
+    if name in TARGET_LEVEL:
+        assert "{{ $labels.instance }}" in ann["description"]
+    else:
+        assert "{{ $labels.model }}" in ann["description"], name
+        assert "{{ $labels.model_version }}" in ann["description"], name
+        if name != "ModelMonSidecarDown":
+            # Model alerts keep model and model_version, never a replica label.
+            assert not re.search(r"\b(instance|pod)\b", expr), name
+    if "feature" in expr:
+        assert "{{ $labels.feature }}" in ann["description"], name
+    # The threshold (or margin) is a literal number at the end of a line of the
+    # expression, not hidden in a recording rule.
+    assert re.search(r"(?:[<>]=?|==|[-+])\s*\d+(?:\.\d+)?\s*\)?\s*$", expr, flags=re.M), name
+
+
+def test_runbook_has_exactly_one_section_per_alert():
+    headings = re.findall(r"^## (.+?)\s*$", RUNBOOK.read_text(), flags=re.M)
+    names = [a["alert"] for a in alerts()]
+    assert sorted(h for h in headings if h.startswith("ModelMon")) == sorted(names)
+    # Any other level-2 heading must not look like an alert.
+    assert all(not re.fullmatch(r"ModelMon\w+", h) or h in names for h in headings)
+    assert len(headings) == len(set(headings))
+
+
+def test_expressions_read_known_metrics_only():
+    known = catalogue_names() | recorded_names() | {"up"}
+    for rule in rules():
+        for name in metric_names(rule["expr"]):
+            assert name in known, (rule.get("alert") or rule.get("record"), name)
+
+
+def test_every_alert_is_unit_tested_both_ways():
+    doc = yaml.safe_load(UNIT.read_text())
+    cases: dict[str, list[list]] = {}
+    for t in doc["tests"]:
+        for c in t.get("alert_rule_test", []):
+            cases.setdefault(c["alertname"], []).append(c.get("exp_alerts") or [])
+    for alert in alerts():
+        name = alert["alert"]
+        assert name in cases, name
+        assert any(exp == [] for exp in cases[name]), f"{name}: no negative case"
+        firing = [e for exp in cases[name] for e in exp]
+        assert firing, f"{name}: never fires in the tests"
+        for e in firing:
+            assert e["exp_labels"]["severity"] == alert["labels"]["severity"]
+            assert e["exp_annotations"]["runbook_url"] == RUNBOOK_URL + name.lower()
+            if name not in TARGET_LEVEL:
+                assert {"model", "model_version"} <= set(e["exp_labels"]), name
+
+
+def test_the_documented_command_passes(promtool: str) -> None:
+    """``promtool test rules alerts/tests/*.yaml``, exactly as the README and docs say."""
+    import glob
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    files = sorted(glob.glob(str(root / "alerts" / "tests" / "*.yaml")))
+    assert len(files) >= 3, files
+    out = subprocess.run([promtool, "test", "rules", *files], capture_output=True, text=True,
+                         cwd=root, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,29 @@ def test_the_documented_command_passes(promtool: str) -> None:
     out = subprocess.run([promtool, "test", "rules", *files], capture_output=True, text=True,
                          cwd=root, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_documented_prometheusrule_generator_makes_a_valid_object() -> None:
+    """The one-liner of docs/alerting.md, run as documented, gives a PrometheusRule that the
+    prometheus-operator's v1 schema accepts, with every group of both rule files."""
+    import json
+
+    import jsonschema
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "alerting.md").read_text()
+    cmd = re.search(r"^(python3 -c '.*?') \\\n\s+(alerts/\S+ alerts/\S+) >", doc, re.M | re.S)
+    assert cmd, "docs/alerting.md: the Python generator command was not found"
+    code = re.fullmatch(r"python3 -c '(.*)'", cmd.group(1), re.S).group(1)  # type: ignore[union-attr]
+    files = cmd.group(2).split()
+    out = subprocess.run([sys.executable, "-c", code, *files], capture_output=True, text=True,
+                         cwd=root, check=True)
+    obj = yaml.safe_load(out.stdout)
+    schema = json.loads((root / "tests" / "data" / "crds" / "prometheusrule.v1.schema.json")
+                        .read_text())
+    jsonschema.Draft7Validator(schema).validate(obj)
+    assert obj["kind"] == "PrometheusRule"
+    want = [g["name"] for f in files for g in yaml.safe_load((root / f).read_text())["groups"]]
+    assert [g["name"] for g in obj["spec"]["groups"]] == want
+    assert any(r.get("alert") == "ModelMonFeatureDrift" for g in obj["spec"]["groups"]
+               for r in g["rules"])

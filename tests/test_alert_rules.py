@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modelmon.catalogue import CATALOGUE
+from modelmon.catalogue import series_names
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERTS_DIR = ROOT / "alerts"
@@ -78,12 +78,7 @@ def alerts() -> list[dict]:
 
 
 def catalogue_names() -> set[str]:
-    names = set()
-    for m in CATALOGUE:
-        names.add(m.name)
-        if m.type == "histogram":
-            names |= {m.name + s for s in ("_bucket", "_sum", "_count")}
-    return names
+    return set(series_names())
 
 
 def recorded_names() -> set[str]:

@@ -33,6 +33,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "SCHEMA_VIOLATION_REASONS",
     "DRIFT_METHODS",
+    "series_names",
     "SEGMENT_ALL",
     "EXPIRE_REASONS",
     "CONCEPT_DETECTORS",
@@ -414,6 +415,21 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 )
 
 _BY_NAME = {m.name: m for m in CATALOGUE}
+
+
+def series_names() -> frozenset[str]:
+    """Every sample name the catalogue's metrics can expose (histograms with their
+    ``_bucket``, ``_sum`` and ``_count``): what rule files may read.
+
+    >>> "modelmon_feature_value_bucket" in series_names()
+    True
+    """
+    names = set()
+    for m in CATALOGUE:
+        names.add(m.name)
+        if m.type == "histogram":
+            names |= {m.name + s for s in ("_bucket", "_sum", "_count")}
+    return frozenset(names)
 
 
 def by_name(name: str) -> MetricSpec:

@@ -959,8 +959,8 @@ class Monitor:
         # buffered (the sidecar's small batches, single events) and put it in the join store
         self.flush(st.model)
         now = float(self.clock())
-        current = st.label_states.get(st.version)
-        probe = current if current is not None else LabelState(st.baseline, st.version, ())
+        with st.lock:  # the current version's counts (made once): its classes check the labels
+            probe = st.label_state(st.version, self._detectors)
         good_ids: list[str] = []
         good_actual: list[Any] = []
         good_ts: list[float] = []

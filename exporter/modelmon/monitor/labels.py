@@ -23,7 +23,7 @@ from ..baseline import OTHER, Baseline, CategoricalSummary, NumericSummary, cate
 from ..catalogue import CONCEPT_DETECTORS, LABEL_DELAY_BUCKETS, SEGMENT_ALL
 from ..stats.binning import round_significant
 
-__all__ = ["Segment", "LabelState", "segment_values", "MISSING_SEGMENT", "LabelResult"]
+__all__ = ["Segment", "LabelState", "MISSING_SEGMENT", "LabelResult"]
 
 #: Segment value of a prediction whose segmenting feature was missing.
 MISSING_SEGMENT = "__missing__"
@@ -106,17 +106,6 @@ class Segment:
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(float(x))
-
-
-def segment_values(segments: Sequence[Segment], features: Mapping[str, Any]) -> tuple[str, ...]:
-    """The segment label values of one event's features.
-
-    >>> segment_values([Segment("region", values=("eu",)), Segment("age", bins=(30,))],
-    ...                {"region": "eu", "age": 41})
-    ('region=eu', 'age>30')
-    """
-    get = features.get if isinstance(features, Mapping) else (lambda k: None)
-    return tuple(s.value_of(get(s.feature)) for s in segments)
 
 
 @dataclass

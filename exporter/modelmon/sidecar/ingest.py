@@ -224,6 +224,27 @@ def _seconds(ts: float | str | None) -> float | None:
         return None
 
 
+def body_shape_error(body: bytes, key: str) -> RequestError:
+    """The 400 for valid JSON that is not ``{key: [...]}`` (events or labels)."""
+    try:
+        doc = _ANY.decode(body)
+    except RecursionError:
+        return RequestError(400, "malformed_json", "JSON nested too deeply")
+    except (msgspec.DecodeError, UnicodeDecodeError):  # pragma: no cover - decoded before
+        doc = None
+    if not isinstance(doc, dict):
+        return RequestError(400, "invalid_body",
+                            f'expected a JSON object {{"{key}": [...]}}, got {_kind(doc)}')
+    extra = sorted(k for k in doc if k != key)
+    if extra:
+        return RequestError(400, "invalid_body",
+                            f'unknown key(s) {extra[:5]} in the body; expected only "{key}"')
+    if key not in doc:
+        return RequestError(400, "invalid_body", f'missing "{key}": expected {{"{key}": [...]}}')
+    return RequestError(400, "invalid_body",
+                        f'"{key}": expected an array of {key}, got {_kind(doc[key])}')
+
+
 def decode_body(body: bytes, decode: Callable[[bytes], T], slow: Callable[[bytes], T]) -> T:
     """``decode(body)``; ``slow(body)`` (entry by entry) when the typed decode finds a bad
     entry; a 400 :class:`RequestError` for a body that is not JSON at all."""
@@ -333,25 +354,7 @@ class Ingestor:
         except RecursionError:
             raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
         except msgspec.ValidationError:
-            try:
-                doc = _ANY.decode(body)
-            except RecursionError:
-                raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
-            except (msgspec.DecodeError, UnicodeDecodeError):  # pragma: no cover - decoded before
-                doc = None
-            if not isinstance(doc, dict):
-                got = _kind(doc)
-                raise RequestError(400, "invalid_body", f"expected a JSON object "
-                                   f'{{"events": [...]}}, got {got}') from None
-            extra = sorted(k for k in doc if k != "events")
-            if extra:
-                raise RequestError(400, "invalid_body", f'unknown key(s) {extra[:5]} in the body; '
-                                   f'expected only "events"') from None
-            if "events" not in doc:
-                raise RequestError(400, "invalid_body",
-                                   'missing "events": expected {"events": [...]}') from None
-            raise RequestError(400, "invalid_body", f'"events": expected an array of events, got '
-                               f"{_kind(doc['events'])}") from None
+            raise body_shape_error(body, "events") from None
         if len(raw) > self.max_events:
             raise self._too_many(len(raw))
         events: list[Event | None] = []

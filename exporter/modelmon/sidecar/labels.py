@@ -21,9 +21,9 @@ from ..monitor import Monitor
 from .ingest import (
     MAX_ERRORS,
     RequestError,
+    body_shape_error,
     decode_body,
     _decode_error,
-    _kind,
     _raw_kind,
     _rfc3339,
     _seconds,
@@ -56,7 +56,6 @@ class _RawBatch(msgspec.Struct, forbid_unknown_fields=True):
 _BATCH = msgspec.json.Decoder(_Batch)
 _RAW_BATCH = msgspec.json.Decoder(_RawBatch)
 _ENTRY = msgspec.json.Decoder(LabelEntry)
-_ANY = msgspec.json.Decoder()
 
 
 @dataclass
@@ -133,22 +132,7 @@ class LabelIngestor:
         except RecursionError:
             raise RequestError(400, "malformed_json", "JSON nested too deeply") from None
         except msgspec.ValidationError:
-            try:
-                doc = _ANY.decode(body)
-            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # pragma: no cover
-                doc = None
-            if not isinstance(doc, dict):
-                raise RequestError(400, "invalid_body", f'expected a JSON object {{"labels": '
-                                   f"[...]}}, got {_kind(doc)}") from None
-            extra = sorted(k for k in doc if k != "labels")
-            if extra:
-                raise RequestError(400, "invalid_body", f"unknown key(s) {extra[:5]} in the "
-                                   'body; expected only "labels"') from None
-            if "labels" not in doc:
-                raise RequestError(400, "invalid_body",
-                                   'missing "labels": expected {"labels": [...]}') from None
-            raise RequestError(400, "invalid_body", f'"labels": expected an array of labels, '
-                               f"got {_kind(doc['labels'])}") from None
+            raise body_shape_error(body, "labels") from None
         if len(raw) > self.max_labels:
             raise self._too_many(len(raw))
         return [self._decode_one(i, bytes(r), errors, ndjson=False) for i, r in enumerate(raw)]

@@ -25,9 +25,13 @@ FILES: tuple[str, ...] = ("modelmon-fleet.json", "modelmon-model.json",
 
 def build_all() -> dict[str, dict[str, Any]]:
     """Every dashboard as a dict, by file name."""
-    from .boards import build_all as _build
+    import warnings
 
-    return _build()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
+        from .boards import build_all as _build
+
+        return _build()
 
 
 def render(dashboard: dict[str, Any]) -> str:

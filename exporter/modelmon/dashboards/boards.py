@@ -152,7 +152,7 @@ def fleet() -> dict[str, Any]:
     traffic = f"sum by ({by}) (rate({PREDICTIONS}{{{fsel}}}[{RI}]))"
     b.row(
         "Fleet",
-        stat_panel("Models", "Model versions reporting to Prometheus.",
+        stat_panel("Model versions", "Model versions reporting to Prometheus.",
                    [Target(f"count(max by ({by}) ({INFO}{{{fsel}}}))", instant=True)],
                    "none"),
         stat_panel("Predictions per second", "All selected models together.",
@@ -230,7 +230,7 @@ def fleet() -> dict[str, Any]:
                                        {"color": "green", "value": None},
                                        {"color": "red", "value": 1}]})]),
             ]),
-        tbl("Firing alerts", "ModelMon alerts firing now, with their labels.",
+        tbl("Alerts firing now", "ModelMon alerts firing now, with their labels.",
             [Target(f'max by (alertname, severity, model, model_version, feature, output, '
                     f'class, segment) (ALERTS{{alertstate="firing", alertname=~"ModelMon.*", '
                     f"{fsel}}})", instant=True, fmt="table")], "none", h=8,
@@ -406,11 +406,11 @@ def feature() -> dict[str, Any]:
         stat_panel("Training samples", "Non-missing training values behind the baseline.",
                    [Target(f"max({metric('modelmon_baseline_samples')}{{{fs}}})",
                            instant=True)], "none"),
-        stat_panel("Missing", "Share of events without a usable value.",
+        stat_panel("Missing now", "Share of events without a usable value.",
                    [Target(_per_event(f"sum(rate({metric('modelmon_feature_missing_total')}"
                                       f"{{{fs}}}[{RI}]))"))], "percentunit",
                    thresholds=RATIO_STEPS),
-        stat_panel("Out of range", "Share of the values outside the training [min, max].",
+        stat_panel("Out of range now", "Share of the values outside the training [min, max].",
                    [Target(f"sum(rate({metric('modelmon_feature_out_of_range_total')}"
                            f"{{{fs}}}[{RI}])) / (sum(rate("
                            f"{metric('modelmon_feature_value_count')}{{{fs}}}[{RI}])) > 0)")],
@@ -673,4 +673,10 @@ FILES = tuple(DASHBOARDS)
 
 def build_all() -> dict[str, dict[str, Any]]:
     """Every dashboard as a JSON-ready dict, by file name."""
-    return {name: fn() for name, fn in DASHBOARDS.items()}
+    import warnings
+
+    with warnings.catch_warnings():
+        # The v1 dashboard model is what Grafana 10 and 11 import; the SDK nudges
+        # towards the v2 schema of Grafana 12.
+        warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
+        return {name: fn() for name, fn in DASHBOARDS.items()}

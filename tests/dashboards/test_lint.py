@@ -268,3 +268,38 @@ def test_the_provisioning_file_is_a_grafana_file_provider() -> None:
     (prov,) = doc["providers"]
     assert prov["type"] == "file" and prov["options"]["path"].startswith("/")
     assert "docs/grafana/dashboards-provider.yaml" in (REPO / "README.md").read_text()
+
+
+def test_every_file_decodes_as_grafanas_dashboard_model(dash: dict[str, Any]) -> None:
+    """The committed JSON round-trips through the SDK's typed model of Grafana's
+    dashboard schema (panel options decoded per panel plugin) without losing or changing
+    a value: no field Grafana's schema does not know, none of the wrong shape (the model
+    may add its defaults)."""
+    pytest.importorskip("grafana_foundation_sdk", reason="needs the [dashboards] extra")
+    import warnings
+
+    from grafana_foundation_sdk.cog import plugins
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import dashboard as dm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        plugins.register_default_plugins()
+        back = json.loads(JSONEncoder().encode(dm.Dashboard.from_json(dash)))
+    lost: list[str] = []
+
+    def covered(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k, v in a.items():
+                if k not in b:
+                    lost.append(f"{path}.{k}")
+                else:
+                    covered(v, b[k], f"{path}.{k}")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                covered(x, y, f"{path}[{i}]")
+        elif a != b:
+            lost.append(f"{path}: {a!r} -> {b!r}")
+
+    covered({k: v for k, v in dash.items() if k != "id"}, back, "")  # id: null is dropped
+    assert lost == []

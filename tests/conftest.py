@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -29,6 +29,21 @@ def require_binary(name: str) -> str:
     if IN_CI:
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def require_module(name: str, package: str) -> Any:
+    """An importable test dependency of the [test] extra; skips loudly outside CI (at
+    module level too), fails under CI=true, where a missing install step is a bug."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        msg = (f"REQUIRED PACKAGE MISSING: {package!r} (module {name!r}); "
+               "pip install -e '.[test]' installs it.")
+        if IN_CI:
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg, allow_module_level=True)
 
 
 def end_process(proc: subprocess.Popen[bytes]) -> None:

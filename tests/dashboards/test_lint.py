@@ -18,6 +18,8 @@ import yaml
 
 from modelmon.catalogue import series_names
 
+from ..conftest import require_module
+
 REPO = Path(__file__).resolve().parents[2]
 DIR = REPO / "dashboards"
 FILES = sorted(DIR.glob("*.json"))
@@ -227,7 +229,7 @@ def test_alert_thresholds_drawn_match_the_rules() -> None:
 # --- generator, sketches, runbook --------------------------------------------------------
 
 def test_committed_dashboards_match_the_generator() -> None:
-    pytest.importorskip("grafana_foundation_sdk", reason="needs the [dashboards] extra")
+    require_module("grafana_foundation_sdk", "grafana-foundation-sdk")
     from modelmon.dashboards import stale
 
     assert stale(DIR) == [], "run: python -m modelmon.dashboards --sketch " \
@@ -235,7 +237,7 @@ def test_committed_dashboards_match_the_generator() -> None:
 
 
 def test_layout_sketches_are_current() -> None:
-    pytest.importorskip("grafana_foundation_sdk", reason="needs the [dashboards] extra")
+    require_module("grafana_foundation_sdk", "grafana-foundation-sdk")
     from modelmon.dashboards import sketch_markdown
 
     assert (REPO / "docs" / "dashboards.md").read_text(encoding="utf-8") == sketch_markdown()
@@ -275,7 +277,7 @@ def test_every_file_decodes_as_grafanas_dashboard_model(dash: dict[str, Any]) ->
     dashboard schema (panel options decoded per panel plugin) without losing or changing
     a value: no field Grafana's schema does not know, none of the wrong shape (the model
     may add its defaults)."""
-    pytest.importorskip("grafana_foundation_sdk", reason="needs the [dashboards] extra")
+    require_module("grafana_foundation_sdk", "grafana-foundation-sdk")
     import warnings
 
     from grafana_foundation_sdk.cog import plugins

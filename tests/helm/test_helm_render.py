@@ -27,6 +27,7 @@ import jsonschema
 import pytest
 import yaml
 
+from ..conftest import require_module
 from .conftest import (
     CHART,
     CI_VALUES,
@@ -42,8 +43,8 @@ from .conftest import (
     render_chart,
 )
 
-helm = pytest.importorskip("helm_python", reason="REQUIRED PACKAGE MISSING: helm-python-sdk")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
+helm = require_module("helm_python", "helm-python-sdk")
+kubernetes_validate = require_module("kubernetes_validate", "kubernetes-validate")
 
 OPERATOR_GROUP = "monitoring.coreos.com/"
 ci_files = pytest.mark.parametrize("values_file", CI_VALUES, ids=ci_id)

@@ -11,9 +11,10 @@ import jsonschema
 import pytest
 import yaml
 
+from ..conftest import require_module
 from .conftest import CHART, render_chart
 
-helm = pytest.importorskip("helm_python", reason="REQUIRED PACKAGE MISSING: helm-python-sdk")
+helm = require_module("helm_python", "helm-python-sdk")
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())

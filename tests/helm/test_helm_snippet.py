@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ..conftest import require_module
 from .conftest import (
     CHART,
     EXAMPLE_VALUES,
@@ -21,8 +22,8 @@ from .conftest import (
     parse_manifests,
 )
 
-helm = pytest.importorskip("helm_python", reason="REQUIRED PACKAGE MISSING: helm-python-sdk")
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
+helm = require_module("helm_python", "helm-python-sdk")
+kubernetes_validate = require_module("kubernetes_validate", "kubernetes-validate")
 
 README = (CHART / "README.md").read_text()
 BLOCKS = re.findall(r"```(yaml|sh)\n(.*?)```", README, flags=re.DOTALL)

@@ -15,23 +15,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_all", "render", "write", "stale", "sketch_markdown", "FILES"]
-
-#: The dashboard files, in the order they are documented.
-FILES: tuple[str, ...] = ("modelmon-fleet.json", "modelmon-model.json",
-                          "modelmon-feature.json", "modelmon-performance.json",
-                          "modelmon-exporter.json")
+__all__ = ["build_all", "render", "write", "stale", "sketch_markdown"]
 
 
 def build_all() -> dict[str, dict[str, Any]]:
     """Every dashboard as a dict, by file name."""
-    import warnings
+    from .boards import build_all as _build
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
-        from .boards import build_all as _build
-
-        return _build()
+    return _build()
 
 
 def render(dashboard: dict[str, Any]) -> str:

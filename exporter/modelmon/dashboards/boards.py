@@ -25,7 +25,7 @@ from .kit import (
     ts,
 )
 
-__all__ = ["DASHBOARDS", "build_all", "FILES"]
+__all__ = ["DASHBOARDS", "build_all"]
 
 FLEET = UID_PREFIX + "fleet"
 MODEL = UID_PREFIX + "model"
@@ -668,7 +668,6 @@ DASHBOARDS = {
     "modelmon-performance.json": performance,
     "modelmon-exporter.json": exporter,
 }
-FILES = tuple(DASHBOARDS)
 
 
 def build_all() -> dict[str, dict[str, Any]]:

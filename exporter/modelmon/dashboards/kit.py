@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     # 12's v2 schema on import.
     warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
     from grafana_foundation_sdk.builders import (
-        bargauge, barchart, heatmap, stat, table, timeseries)
+        bargauge, heatmap, stat, table, timeseries)
     from grafana_foundation_sdk.builders import common as cb
     from grafana_foundation_sdk.builders import dashboard as db
     from grafana_foundation_sdk.builders import prometheus as prom
@@ -105,7 +105,6 @@ class PanelSpec:
     w: int
     h: int
     links: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _thresholds(steps: Sequence[tuple[float | None, str]]) -> db.ThresholdsConfig:
@@ -125,19 +124,13 @@ def _common(p: Any, title: str, desc: str, targets: Iterable[Target], unit: str)
 
 def ts(title: str, desc: str, targets: Sequence[Target], unit: str, *, w: int = 12,
        h: int = 8, thresholds: Sequence[tuple[float | None, str]] | None = None,
-       bars: bool = False, log: bool = False, minv: float | None = None,
-       maxv: float | None = None, dashed: str | None = None,
-       stack: bool = False) -> PanelSpec:
+       log: bool = False, minv: float | None = None, maxv: float | None = None,
+       dashed: str | None = None) -> PanelSpec:
     """A time series panel; ``thresholds`` draw dashed lines, ``dashed`` is a regex of
     series names drawn dashed (the baseline next to the live values)."""
     p = _common(timeseries.Panel(), title, desc, targets, unit)
     p = p.legend(_legend() if w >= 12 else _legend_bottom()).tooltip(_tooltip())
-    p = p.line_width(1).fill_opacity(10 if not bars else 80).show_points(
-        cm.VisibilityMode.NEVER)
-    if bars:
-        p = p.draw_style(cm.GraphDrawStyle.BARS)
-    if stack:
-        p = p.stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
+    p = p.line_width(1).fill_opacity(10).show_points(cm.VisibilityMode.NEVER)
     if log:
         p = p.scale_distribution(cb.ScaleDistributionConfig().type(cm.ScaleDistribution.LOG)
                                  .log(10))
@@ -199,12 +192,12 @@ def gauge_bars(title: str, desc: str, targets: Sequence[Target], unit: str, *, w
 
 
 def heat(title: str, desc: str, targets: Sequence[Target], unit: str, *, w: int = 12,
-         h: int = 8, scheme: str = "Oranges") -> PanelSpec:
+         h: int = 8) -> PanelSpec:
     """A heatmap of already-bucketed series: one row per series (feature) or per ``le``."""
     from grafana_foundation_sdk.builders import heatmap as hb
     p = _common(heatmap.Panel(), title, desc, targets, unit)
     p = p.calculate(False).color(
-        hb.HeatmapColorOptions().mode("scheme").scheme(scheme).steps(64).exponent(0.5)
+        hb.HeatmapColorOptions().mode("scheme").scheme("Oranges").steps(64).exponent(0.5)
         .fill("dark-orange").reverse(False)).cell_gap(1).y_axis(
         hb.YAxisConfig().unit(unit if unit != "short" else "none"))
     return PanelSpec(p, w, h)
@@ -226,18 +219,6 @@ def tbl(title: str, desc: str, targets: Sequence[Target], unit: str, *, w: int =
     return PanelSpec(p, w, h, links=list(links or []))
 
 
-def bar_chart(title: str, desc: str, targets: Sequence[Target], unit: str, *, w: int = 12,
-              h: int = 8, x_field: str, transformations: Sequence[dict[str, Any]] = ()
-              ) -> PanelSpec:
-    p = _common(barchart.Panel(), title, desc, targets, unit)
-    p = p.x_field(x_field).legend(_legend_bottom()).tooltip(_tooltip())
-    for t in transformations:
-        p = p.with_transformation(dm.DataTransformerConfig(id_val=t["id"],
-                                                          options=t.get("options", {})))
-    p = p.thresholds(_thresholds(GREEN_RED)).min(0)
-    return PanelSpec(p, w, h)
-
-
 def _legend_bottom() -> Any:
     return (cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
             .placement(cm.LegendPlacement.BOTTOM).calcs([]))
@@ -253,7 +234,6 @@ class Board:
     """One dashboard under construction: panels are laid out left to right in rows."""
 
     def __init__(self, uid: str, title: str, description: str, tags: Sequence[str] = ()) -> None:
-        self.uid = uid
         self.b = (db.Dashboard(title).uid(uid).description(description)
                   .tags(["modelmon", *tags]).editable().timezone("browser")
                   .refresh("1m").time("now-6h", "now").tooltip(dm.DashboardCursorSync.CROSSHAIR))
@@ -340,7 +320,6 @@ class Board:
                 if spec.links:
                     p.setdefault("fieldConfig", {}).setdefault("defaults", {})["links"] = \
                         spec.links
-                p.update(spec.extra)
                 panels.append(p)
                 x += spec.w
                 line_h = max(line_h, spec.h)

@@ -374,6 +374,38 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "reference=previous the previous window's. Exported even below --min-samples.",
         _MV + ("feature", "reference"), "drift"),
     MetricSpec(
+        "modelmon_drift_detected", "gauge",
+        "1 when the drift verdict finds the feature's live window drifted from the reference, "
+        "else 0: the verdict method's score is above modelmon_drift_threshold (an effect-size "
+        "floor and the null quantile at the window's size and the feature's Holm-adjusted "
+        "false-alarm level). Absent while the window holds fewer than --min-samples.",
+        _MV + ("feature", "reference"), "drift"),
+    MetricSpec(
+        "modelmon_prediction_drift_detected", "gauge",
+        "1 when the drift verdict finds a model output's live window drifted from the "
+        "reference, else 0 (as modelmon_drift_detected).",
+        _MV + ("output", "reference"), "drift"),
+    MetricSpec(
+        "modelmon_drift_threshold", "gauge",
+        "The score of the verdict method above which a feature counts as drifted at this "
+        "window's size: the larger of the method's effect-size floor and its null quantile at "
+        "the feature's Holm-adjusted false-alarm level. One series, for the verdict method.",
+        _MV + ("feature", "method", "reference"), "drift"),
+    MetricSpec(
+        "modelmon_prediction_drift_threshold", "gauge",
+        "The score of the verdict method above which a model output counts as drifted (as "
+        "modelmon_drift_threshold).",
+        _MV + ("output", "method", "reference"), "drift"),
+    MetricSpec(
+        "modelmon_drift_share", "gauge",
+        "Share (0-1) of a model version's features with a verdict that are drifted (dataset "
+        "drift); absent when no feature has a verdict.",
+        _MV + ("reference",), "drift"),
+    MetricSpec(
+        "modelmon_drift_features_drifted", "gauge",
+        "Number of a model version's features the drift verdict finds drifted.",
+        _MV + ("reference",), "drift"),
+    MetricSpec(
         "modelmon_drift_evaluation_timestamp_seconds", "gauge",
         "Unix time at which the last drift evaluation finished.",
         (), "drift"),
@@ -472,7 +504,11 @@ def render_markdown() -> str:
         "(feature names it does not know). Nothing user-controlled creates new label values.",
         "- `reason`: " + ", ".join(f"`{r}`" for r in SCHEMA_VIOLATION_REASONS) + ".",
         "- `method`: " + ", ".join(f"`{r}`" for r in DRIFT_METHODS)
-        + "; `ks`, `ks_pvalue` and `wasserstein_normed` for numeric features and outputs only.",
+        + "; `ks`, `ks_pvalue` and `wasserstein_normed` for numeric features and outputs only. "
+        "On `modelmon_drift_threshold` and `modelmon_prediction_drift_threshold` only the "
+        "verdict method of the series: one of `wasserstein_normed`, `jensen_shannon`, "
+        "`hellinger`, `psi`, `ks` (defaults: `wasserstein_normed` for numeric series, "
+        "`jensen_shannon` for categories and classes; see docs/drift.md).",
         "- `reference`: " + ", ".join(f"`{r}`" for r in DRIFT_REFERENCES) + ".",
         "- `endpoint` (sidecar): " + ", ".join(f"`{r}`" for r in SIDECAR_ENDPOINTS) + ".",
         "- `reason` on `modelmon_sidecar_events_rejected_total`: "

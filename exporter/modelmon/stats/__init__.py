@@ -1,8 +1,9 @@
 """Pure statistics: binning, drift distances, performance estimation, concept-drift detectors.
 
 No metrics library and no I/O here: everything takes and returns NumPy arrays.
-See :mod:`modelmon.stats.binning` for the bucket convention and
-:mod:`modelmon.stats.distances` for the drift scores.
+See :mod:`modelmon.stats.binning` for the bucket convention,
+:mod:`modelmon.stats.distances` for the drift scores and
+:mod:`modelmon.stats.verdict` for their null laws and the drift verdict.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ from .distances import (
     wasserstein,
 )
 from .estimation import PerformanceEstimate, estimate_performance
+from .verdict import (
+    DEFAULT_ALPHA,
+    DEFAULT_EFFECT,
+    DEFAULT_METHOD,
+    VERDICT_METHODS,
+    NullModel,
+    Verdict,
+    drift_verdict,
+    holm_levels,
+    null_model,
+)
 
 __all__ = [
     # binning
@@ -38,6 +50,16 @@ __all__ = [
     "chi_square",
     "wasserstein",
     "drift_scores",
+    # verdicts: null models, multiple testing, effect floors
+    "VERDICT_METHODS",
+    "DEFAULT_METHOD",
+    "DEFAULT_EFFECT",
+    "DEFAULT_ALPHA",
+    "NullModel",
+    "null_model",
+    "holm_levels",
+    "Verdict",
+    "drift_verdict",
     # performance estimation before labels come
     "PerformanceEstimate",
     "estimate_performance",

@@ -36,6 +36,7 @@ __all__ = [
     "chi_square",
     "wasserstein",
     "drift_scores",
+    "bucket_points",
 ]
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -266,6 +267,11 @@ def _placement(pr: _Pair) -> FloatArray:
     assert pr.edges is not None
     edges = pr.edges
     e = edges.reshape(-1, 1) if edges.ndim == 1 else _bucket_major(edges, pr.lead)
+    return _points(e)
+
+
+def _points(e: FloatArray) -> FloatArray:
+    """Bucket points ``(B, R)`` of bucket-major edges ``(B-1, R)``."""
     if e.shape[0] == 1:
         w_first = w_last = 1.0
     else:
@@ -637,6 +643,43 @@ def wasserstein(
     pr = _pair(reference, current, edges)
     p = pr.r / pr.n if normed else None
     return _finish(_wasserstein(_cdf_gap(pr), p, _placement(pr)), pr)
+
+
+def bucket_points(edges: npt.ArrayLike) -> FloatArray:
+    """The point at which :func:`wasserstein` places each bucket's mass.
+
+    Parameters
+    ----------
+    edges : array_like
+        Finite, strictly increasing bucket upper bounds, shape ``(B - 1,)`` or
+        ``(..., B - 1)``.
+
+    Returns
+    -------
+    points : ndarray
+        Shape ``(B,)`` or ``(..., B)``: interior buckets at their midpoints, the
+        two open buckets half a neighbouring width beyond the outer edges (see
+        :func:`wasserstein`).
+
+    Raises
+    ------
+    ValueError
+        On edges that are not finite or not strictly increasing.
+
+    Examples
+    --------
+    >>> from modelmon.stats.distances import bucket_points
+    >>> bucket_points([0.5, 1.5, 2.5]).tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    >>> bucket_points([[0.0, 1.0], [0.0, 10.0]]).tolist()
+    [[-0.5, 0.5, 1.5], [-5.0, 5.0, 15.0]]
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    e = _edges(e, (e.shape[-1] if e.ndim else 0) + 1)
+    lead = e.shape[:-1]
+    cols = e.reshape(-1, e.shape[-1]).T
+    pts = _points(np.ascontiguousarray(cols))
+    return np.ascontiguousarray(pts.T).reshape(lead + (pts.shape[0],))
 
 
 def drift_scores(

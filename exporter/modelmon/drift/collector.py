@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from prometheus_client.metrics_core import (
@@ -40,6 +40,12 @@ DURATION_LES: tuple[str, ...] = tuple(floatToGoString(b) for b in DURATION_BUCKE
 _SCORE = by_name("modelmon_drift_score")
 _PRED_SCORE = by_name("modelmon_prediction_drift_score")
 _SAMPLES = by_name("modelmon_drift_window_samples")
+_DETECTED = by_name("modelmon_drift_detected")
+_PRED_DETECTED = by_name("modelmon_prediction_drift_detected")
+_THRESHOLD = by_name("modelmon_drift_threshold")
+_PRED_THRESHOLD = by_name("modelmon_prediction_drift_threshold")
+_SHARE = by_name("modelmon_drift_share")
+_DRIFTED = by_name("modelmon_drift_features_drifted")
 _EVAL_TS = by_name("modelmon_drift_evaluation_timestamp_seconds")
 _SUCCESS_TS = by_name("modelmon_drift_last_success_timestamp_seconds")
 _DURATION = by_name("modelmon_drift_evaluation_duration_seconds")
@@ -94,11 +100,9 @@ class DriftCollector(Collector):
             yield duration
             yield from _reason_families(None)
             return
-        score = cast(GaugeMetricFamily, _SCORE.family())
-        pred = cast(GaugeMetricFamily, _PRED_SCORE.family())
-        samples = cast(GaugeMetricFamily, _SAMPLES.family())
+        row_fams = {e.name: cast(GaugeMetricFamily, e.family()) for e in _ROW_FAMILIES}
         if not split:
-            _render_scores(res, score, pred, samples)
+            _render_scores(res, row_fams)
         up = cast(GaugeMetricFamily, _UP.family())
         for source, ok in res.sources_up.items():
             up.add_metric([source], 1.0 if ok else 0.0)
@@ -106,7 +110,7 @@ class DriftCollector(Collector):
         ts.add_metric([], res.timestamp)
         evals.add_metric([], float(res.evaluations))
         duration.add([], res.duration_les, res.duration_cumulative, res.duration_sum)
-        fams: list[Metric] = [score, pred, samples, up, ts]
+        fams: list[Metric] = [*row_fams.values(), up, ts]
         if res.estimates:
             est = cast(GaugeMetricFamily, _ESTIMATED.family())
             for (m, v), values in sorted(res.estimates.items()):
@@ -158,14 +162,26 @@ class _Fixed(Collector):
         return iter(self._fams)
 
 
-def _rows(scored: ScoreSet) -> Iterator[tuple[bool, str, str, str, str, list[float], float]]:
+class _Row(NamedTuple):
+    feature: bool
+    model: str
+    version: str
+    name: str
+    reference: str
+    scores: list[float]
+    samples: float
+    drifted: float  # 1.0 / 0.0, NaN: no verdict
+    threshold: float
+    method: str  # the verdict method ("" without a verdict)
+
+
+def _rows(scored: ScoreSet) -> Iterator[_Row]:
     """Every row in exposition order (blocks, rows sorted within each block).
 
-    Yields ``(is_feature, model, model_version, name, reference, scores,
-    samples)``: ``scores`` in ``DRIFT_METHODS`` order (NaN: not exported),
-    ``samples`` NaN where no sample gauge is exported, which includes an
-    output whose feature namesake of the same model version has one (the
-    gauge has no kind label; the feature's count wins).
+    ``scores`` in ``DRIFT_METHODS`` order (NaN: not exported), ``samples`` NaN
+    where no sample gauge is exported, which includes an output whose feature
+    namesake of the same model version has one (the gauge has no kind label;
+    the feature's count wins); ``drifted``/``threshold`` NaN without a verdict.
     """
     orders = scored.order()
     features = {(b.idents[j][0], b.idents[j][1], b.idents[j][3], b.reference)
@@ -176,65 +192,119 @@ def _rows(scored: ScoreSet) -> Iterator[tuple[bool, str, str, str, str, list[flo
     for block, order in zip(scored.blocks, orders):
         ref = block.reference
         idents = block.idents
-        for j, row, n in zip(order.tolist(), block.values[order].tolist(),
-                             block.samples[order].tolist()):
+        v = block.verdict
+        if v is None:
+            drifted = threshold = [nan] * order.size
+            methods = [-1] * order.size
+        else:
+            drifted = v.drifted[order].tolist()
+            threshold = v.threshold[order].tolist()
+            methods = v.method[order].tolist()
+        for j, row, n, d, t, mi in zip(order.tolist(), block.values[order].tolist(),
+                                       block.samples[order].tolist(), drifted, threshold,
+                                       methods):
             model, version, kind, name = idents[j]
             feature = kind == "feature"
             if not feature and (model, version, name, ref) in features:
                 n = nan
-            yield feature, model, version, name, ref, row, n
+            yield _Row(feature, model, version, name, ref, row, n, d, t,
+                       DRIFT_METHODS[mi] if mi >= 0 else "")
+
+
+def _shares(scored: ScoreSet) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """``{(model, model_version, reference): (features drifted, features with a verdict)}``."""
+    out: dict[tuple[str, str, str], list[int]] = {}
+    for b in scored.blocks:
+        if b.verdict is None:
+            continue
+        for (model, version, kind, _), d in zip(b.idents, b.verdict.drifted.tolist()):
+            if kind == "feature" and d == d:
+                c = out.setdefault((model, version, b.reference), [0, 0])
+                c[0] += int(d == 1.0)
+                c[1] += 1
+    return {k: (v[0], v[1]) for k, v in sorted(out.items())}
 
 
 def _exposition(res: DriftResults, openmetrics: bool) -> bytes:
     fmt = floatToGoString
-    s_lines: list[str] = []
-    p_lines: list[str] = []
-    n_lines: list[str] = []
-    for feature, model, version, name, ref, row, n in _rows(res.scored):
-        m, v_, nm = _escape(model), _escape(version), _escape(name)
+    lines: dict[str, list[str]] = {e.name: [] for e in _ROW_FAMILIES}
+    s_lines, p_lines, n_lines = (lines[_SCORE.name], lines[_PRED_SCORE.name],
+                                 lines[_SAMPLES.name])
+    for r in _rows(res.scored):
+        m, v_, nm = _escape(r.model), _escape(r.version), _escape(r.name)
         # prometheus_client writes label names sorted; so do we
-        if feature:
+        if r.feature:
             out = s_lines
             pre, mid = f'{_SCORE.name}{{feature="{nm}",method="', (
-                f'",model="{m}",model_version="{v_}",reference="{ref}"}} ')
+                f'",model="{m}",model_version="{v_}",reference="{r.reference}"}} ')
+            sel = f'feature="{nm}",'
+            det, thr = _DETECTED.name, _THRESHOLD.name
         else:
             out = p_lines
             pre, mid = f'{_PRED_SCORE.name}{{method="', (
-                f'",model="{m}",model_version="{v_}",output="{nm}",reference="{ref}"}} ')
-        for method, v in zip(DRIFT_METHODS, row):
+                f'",model="{m}",model_version="{v_}",output="{nm}",reference="{r.reference}"}} ')
+            sel = ""
+            det, thr = _PRED_DETECTED.name, _PRED_THRESHOLD.name
+        for method, v in zip(DRIFT_METHODS, r.scores):
             if v == v:  # not NaN
                 out.append(f"{pre}{method}{mid}{fmt(v)}\n")
-        if n == n:
+        if r.samples == r.samples:
             n_lines.append(f'{_SAMPLES.name}{{feature="{nm}",model="{m}",model_version="{v_}",'
-                           f'reference="{ref}"}} {fmt(n)}\n')
+                           f'reference="{r.reference}"}} {fmt(r.samples)}\n')
+        if r.drifted == r.drifted:
+            tail = "" if r.feature else f'output="{nm}",'
+            lines[det].append(f'{det}{{{sel}model="{m}",model_version="{v_}",{tail}'
+                              f'reference="{r.reference}"}} {fmt(r.drifted)}\n')
+            lines[thr].append(f'{thr}{{{sel}method="{r.method}",model="{m}",'
+                              f'model_version="{v_}",{tail}reference="{r.reference}"}} '
+                              f'{fmt(r.threshold)}\n')
+    for (model, version, ref), (drifted, judged) in _shares(res.scored).items():
+        m, v_ = _escape(model), _escape(version)
+        labels = f'{{model="{m}",model_version="{v_}",reference="{ref}"}}'
+        lines[_SHARE.name].append(f"{_SHARE.name}{labels} {fmt(drifted / judged)}\n")
+        lines[_DRIFTED.name].append(f"{_DRIFTED.name}{labels} {fmt(float(drifted))}\n")
     parts: list[str] = []
-    for entry, lines in ((_SCORE, s_lines), (_PRED_SCORE, p_lines), (_SAMPLES, n_lines)):
-        if lines:
+    for entry in _ROW_FAMILIES:
+        if lines[entry.name]:
             parts.append(_header(entry, openmetrics))
-            parts.extend(lines)
+            parts.extend(lines[entry.name])
     return "".join(parts).encode()
 
 
-def _render_scores(res: DriftResults, score: GaugeMetricFamily, pred: GaugeMetricFamily,
-                   samples: GaugeMetricFamily) -> None:
-    """The score and sample gauges from the columns (see :func:`_rows`).
+def _render_scores(res: DriftResults, fams: Mapping[str, GaugeMetricFamily]) -> None:
+    """The per-row gauges from the columns (see :func:`_rows`), into ``fams`` by name.
 
     Samples are appended straight to the families with the catalogue's label
     names: what ``add_metric`` does minus a list and a dict per call.
     """
+    score, pred, samples = fams[_SCORE.name], fams[_PRED_SCORE.name], fams[_SAMPLES.name]
     s_names, p_names, n_names = _SCORE.labels, _PRED_SCORE.labels, _SAMPLES.labels
     s_name, p_name, n_name = score.name, pred.name, samples.name
-    for feature, model, version, name, ref, row, n in _rows(res.scored):
-        if feature:
+    for r in _rows(res.scored):
+        if r.feature:
             add, fname, lnames = score.samples.append, s_name, s_names
+            det, thr = fams[_DETECTED.name], fams[_THRESHOLD.name]
         else:
             add, fname, lnames = pred.samples.append, p_name, p_names
-        for method, v in zip(DRIFT_METHODS, row):
+            det, thr = fams[_PRED_DETECTED.name], fams[_PRED_THRESHOLD.name]
+        for method, v in zip(DRIFT_METHODS, r.scores):
             if v == v:  # not NaN
-                add(Sample(fname, dict(zip(lnames, (model, version, name, method, ref))), v))
-        if n == n:
-            samples.samples.append(Sample(n_name, dict(zip(n_names, (model, version, name, ref))),
-                                          n))
+                add(Sample(fname, dict(zip(lnames, (r.model, r.version, r.name, method,
+                                                    r.reference))), v))
+        if r.samples == r.samples:
+            samples.samples.append(Sample(n_name, dict(zip(n_names, (
+                r.model, r.version, r.name, r.reference))), r.samples))
+        if r.drifted == r.drifted:
+            det.add_metric([r.model, r.version, r.name, r.reference], r.drifted)
+            thr.add_metric([r.model, r.version, r.name, r.method, r.reference], r.threshold)
+    for (model, version, ref), (drifted, judged) in _shares(res.scored).items():
+        fams[_SHARE.name].add_metric([model, version, ref], drifted / judged)
+        fams[_DRIFTED.name].add_metric([model, version, ref], float(drifted))
+
+
+#: The families rendered per row of the scores, in exposition order.
+_ROW_FAMILIES = (_SCORE, _PRED_SCORE, _SAMPLES, _DETECTED, _PRED_DETECTED, _THRESHOLD,
+                 _PRED_THRESHOLD, _SHARE, _DRIFTED)
 
 
 def _reason_families(res: DriftResults | None) -> list[Metric]:

@@ -21,6 +21,7 @@ from ..catalogue import CALIBRATION_QUANTITIES, DRIFT_METHODS, ESTIMATED_METRICS
 from ..stats import drift_scores, estimate_performance
 from .exposition import PREDICTED_CLASS, Exposition, SeriesKey
 from .scrape import Windows
+from .verdict import VerdictColumns, VerdictInput, VerdictSettings, judge
 
 __all__ = [
     "BaselineTable",
@@ -126,12 +127,16 @@ class ScoreBlock(NamedTuple):
     not apply to categories). ``samples[i]`` is the sample count behind the
     comparison (the current window's against the baseline, the previous
     window's against the previous window), NaN where there is none.
+    ``verdict`` holds the drift verdict of each row.
     """
 
     idents: tuple[tuple[str, str, str, str], ...]
     reference: str
     values: np.ndarray
     samples: np.ndarray
+    #: The verdict per row (:class:`~modelmon.drift.verdict.VerdictColumns`): ``drifted``
+    #: 1/0 (NaN: no verdict), ``threshold`` and the verdict method's column; None: none.
+    verdict: VerdictColumns | None = None
 
 
 class ScoreSet:
@@ -342,6 +347,7 @@ def compute_scores(
     min_samples: int,
     on_skip: Callable[[SeriesKey, str], None] | None = None,
     previous_invalid: Container[SeriesKey] = frozenset(),
+    settings_of: Callable[[str], VerdictSettings] | None = None,
 ) -> ScoreSet:
     """Scores and sample counts of every series in ``windows`` (scrape mode).
 
@@ -349,7 +355,8 @@ def compute_scores(
     differ from the live ones) is skipped entirely and reported through
     ``on_skip(key, reason)``. For a series in ``previous_invalid`` (its
     previous-window counts could not be used; the caller reports why) only the
-    comparison with the baseline is made. The statistics are :func:`score_rows`.
+    comparison with the baseline is made. The statistics and the verdict are
+    :func:`score_rows`'s.
     """
     groups: dict[tuple[bool, int], list[tuple[SeriesKey, np.ndarray, np.ndarray, np.ndarray | None,
                                               bool]]] = {}
@@ -404,7 +411,7 @@ def compute_scores(
             previous_ok=np.array([it[4] for it in items], dtype=bool) if has_previous else None,
             min_samples=min_samples,
         ))
-    return score_rows(rows)
+    return score_rows(rows, settings_of=settings_of)
 
 
 class Rows(NamedTuple):
@@ -428,15 +435,20 @@ class Rows(NamedTuple):
 
 
 def score_rows(groups: Iterable[Rows],
-               methods_of: Callable[[str], Collection[str]] | None = None) -> ScoreSet:
-    """All drift scores of these groups: one :func:`~modelmon.stats.drift_scores` call per group.
+               methods_of: Callable[[str], Collection[str]] | None = None,
+               settings_of: Callable[[str], VerdictSettings] | None = None) -> ScoreSet:
+    """All drift scores of these groups, one :func:`~modelmon.stats.drift_scores` call per
+    group, and their verdict (:func:`~modelmon.drift.verdict.judge`).
 
     A comparison is made when the current window (and, against the previous
     window, the previous one too) holds at least ``min_samples``. Sample counts
     are reported for every row regardless. ``methods_of(model)``, when given,
-    limits the methods kept per model.
+    limits the methods kept per model (the verdict method is judged whether
+    its score is kept or not); ``settings_of(model)`` gives each model's
+    verdict settings (default: :data:`~modelmon.drift.verdict.DEFAULT_VERDICT`).
     """
-    blocks: list[ScoreBlock] = []
+    blocks: list[tuple[tuple[tuple[str, str, str, str], ...], str, np.ndarray, np.ndarray]] = []
+    inputs: list[VerdictInput] = []
     col = {m: i for i, m in enumerate(DRIFT_METHODS)}
     for g in groups:
         n = len(g.idents)
@@ -463,22 +475,32 @@ def score_rows(groups: Iterable[Rows],
                  base_rows.tolist() + prev_rows.tolist(), g.idents,
                  base_rows.size)
         idents = tuple(g.idents)
+        reference = np.asarray(g.reference, dtype=np.float64)
+        ref_n = reference.sum(axis=1)
+        g_edges = None if g.edges is None else np.asarray(g.edges, dtype=np.float64)
         values = np.full((n, len(DRIFT_METHODS)), np.nan)
         values[base_rows] = out[:base_rows.size]
-        if methods_of is not None:
-            keep = _method_mask(g.idents, methods_of)
+        inputs.append(VerdictInput(idents, "baseline", values.copy(), reference, n_cur, ref_n,
+                                   g_edges))
+        keep = _method_mask(g.idents, methods_of) if methods_of is not None else None
+        if keep is not None:
             values[~keep] = np.nan
-        blocks.append(ScoreBlock(idents, "baseline", values, n_cur))
+        blocks.append((idents, "baseline", values, n_cur))
         if g.previous is not None:
             pvalues = np.full((n, len(DRIFT_METHODS)), np.nan)
             pvalues[prev_rows] = out[base_rows.size:]
-            if methods_of is not None:
+            assert n_prev is not None
+            inputs.append(VerdictInput(idents, "previous", pvalues.copy(), reference, n_cur,
+                                       n_prev, g_edges))
+            if keep is not None:
                 pvalues[~keep] = np.nan
-            psamples = n_prev.copy()  # type: ignore[union-attr]
+            psamples = n_prev.copy()
             if g.previous_ok is not None:
                 psamples[~g.previous_ok] = np.nan
-            blocks.append(ScoreBlock(idents, "previous", pvalues, psamples))
-    return ScoreSet(blocks)
+            blocks.append((idents, "previous", pvalues, psamples))
+    verdicts = judge(inputs, settings_of)
+    return ScoreSet(ScoreBlock(i, r, v, n, verdict) for (i, r, v, n), verdict
+                    in zip(blocks, verdicts))
 
 
 def _method_mask(idents: Sequence[tuple[str, str, str, str]],

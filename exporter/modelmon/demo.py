@@ -29,16 +29,19 @@ from .baseline import Baseline
 from .demo_data import CATEGORICAL, NUMERIC, LoanGenerator
 from .monitor import Monitor
 
-__all__ = ["run_demo", "add_arguments", "Phase", "PHASES", "FLAG_THRESHOLDS", "DemoResult"]
+__all__ = ["run_demo", "add_arguments", "Phase", "PHASES", "DemoResult"]
 
-#: A feature is flagged when any of these effect sizes against the baseline
-#: reaches its threshold. Effect sizes, not p-values: at thousands of samples a
-#: p-value flags even a 0.1σ shift.
-FLAG_THRESHOLDS: dict[str, float] = {"psi": 0.25, "jensen_shannon": 0.15,
-                                     "wasserstein_normed": 0.15}
-#: Missing values: flagged when the window's missing fraction exceeds the
-#: training one by this much (what the shipped alert rule checks in PromQL).
-MISSING_EXCESS = 0.10
+# A feature is flagged by the drift exporter's verdict against the baseline
+# (modelmon_drift_detected: the verdict method's score above its effect floor
+# and its null quantile at the window's size), exactly what the shipped
+# ModelMonFeatureDrift alert reads; the demo has no drift thresholds of its own.
+
+#: Missing values: flagged as ModelMonMissingValuesSpike's rule does, when the
+#: window holds at least MISSING_MIN_COUNT missing values and a Poisson lower
+#: bound of their count, ``x - 3 sqrt(x)``, is above the training share plus
+#: this many points of the window's events.
+MISSING_EXCESS = 0.05
+MISSING_MIN_COUNT = 10
 
 Transform = Callable[[dict[str, Any], float], None]
 
@@ -310,14 +313,15 @@ class Demo:
         scores: dict[str, dict[str, Any]] = {}
         base = res.table("baseline")
         prev = res.table("previous")
+        verdicts = res.verdicts("baseline")
         for f in NUMERIC + CATEGORICAL:
             key = ("loan_default", "1", "feature", f)
             row: dict[str, Any] = dict(base.get(key, {}))
             row["prev_psi"] = prev.get(key, {}).get("psi")
-            hits = [m for m, th in FLAG_THRESHOLDS.items()
-                    if row.get(m) is not None and not math.isnan(row[m]) and row[m] >= th]
+            judged = verdicts.get(key)
+            row["verdict"] = judged
             scores[f] = row
-            row["hits"] = hits
+            row["hits"] = [judged.method] if judged is not None and judged.drifted else []
         # missing-value rate over the same window, from the Monitor's counters
         lab = {"model": "loan_default", "model_version": "1"}
         total = registry.get_sample_value("modelmon_predictions_total", lab) or 0.0
@@ -329,9 +333,10 @@ class Demo:
         t_old, miss_old, total_old = missing_hist[0]
         n = total - total_old
         for f, row in scores.items():
-            rate = (miss[f] - miss_old[f]) / n if n > 0 else 0.0
-            row["missing"] = rate
-            if n >= 100 and rate - missing_base.get(f, 0.0) >= MISSING_EXCESS:
+            x = miss[f] - miss_old[f]
+            row["missing"] = x / n if n > 0 else 0.0
+            if x >= MISSING_MIN_COUNT and \
+                    x - 3.0 * math.sqrt(x) > (missing_base.get(f, 0.0) + MISSING_EXCESS) * n:
                 row["hits"].append("missing_rate")
         # score against the truth: a flag is right while the feature was drifted at
         # any time its window could still see
@@ -365,21 +370,25 @@ class Demo:
                              f" — {ph.description}   t={view['elapsed']:.0f}s")
         bar = ProgressBar(total=1.0, completed=view["progress"], width=60)
         table = Table(expand=False, title="drift vs baseline (window "
-                      f"{self.window:.0f} s) · flagged when psi ≥ {FLAG_THRESHOLDS['psi']}, "
-                      f"js ≥ {FLAG_THRESHOLDS['jensen_shannon']}, w_norm ≥ "
-                      f"{FLAG_THRESHOLDS['wasserstein_normed']} or missing +{MISSING_EXCESS:.0%}")
-        for c in ("feature", "psi", "js", "w_norm", "ks p", "psi vs prev", "missing", "flag"):
-            table.add_column(c, justify="right" if c != "feature" else "left")
+                      f"{self.window:.0f} s) · flagged by the verdict (score above its "
+                      "threshold: effect floor and null quantile at this window's size) or "
+                      f"missing +{MISSING_EXCESS:.0%} beyond noise")
+        for c in ("feature", "method", "score", "threshold", "psi", "js", "psi vs prev",
+                  "missing", "flag"):
+            table.add_column(c, justify="right" if c not in ("feature", "method") else "left")
 
         def fmt(v: Any, spec: str = ".3f") -> str:
             return "·" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
         for f in NUMERIC + CATEGORICAL:
             row = view["scores"].get(f, {})
+            judged = row.get("verdict")
             flag = ", ".join(row.get("hits", [])) if row.get("flag") else ""
             style = "bold red" if flag else ""
-            table.add_row(f, fmt(row.get("psi")), fmt(row.get("jensen_shannon")),
-                          fmt(row.get("wasserstein_normed")), fmt(row.get("ks_pvalue"), ".2g"),
+            table.add_row(f, judged.method if judged else "too few samples",
+                          fmt(judged.score if judged else None),
+                          fmt(judged.threshold if judged else None),
+                          fmt(row.get("psi")), fmt(row.get("jensen_shannon")),
                           fmt(row.get("prev_psi")), fmt(row.get("missing"), ".1%"),
                           Text(flag, style=style))
         return Group(head, bar, table)

@@ -45,6 +45,8 @@ from modelmon.drift.cli import (
 )
 from modelmon.drift.promql import PromClient, QueryError, source_label
 from modelmon.drift.query import promql_duration, window_queries
+from modelmon.drift.verdict import DEFAULT_VERDICT, VerdictSettings
+from modelmon.stats.verdict import DEFAULT_EFFECT
 
 URL = "http://prom.example:9090"
 EMPTY = {"status": "success", "data": {"resultType": "vector", "result": []}}
@@ -228,7 +230,7 @@ def test_query_mode_settings_from_the_environment_and_flags_win(tmp_path):
      "--scrape and MODELMON_PROMETHEUS_URL: choose one mode"),
     ((), {}, "or --prometheus-url / MODELMON_PROMETHEUS_URL for query mode"),
     (("--scrape", "http://a/m", "--config", "x.yaml"), {},
-     "--config: only used in query mode (--prometheus-url), not with --scrape"),
+     "--config: x.yaml: cannot read"),
     (("--scrape", "http://a/m"), {"MODELMON_PROMETHEUS_HEADER": "A: b"},
      "MODELMON_PROMETHEUS_HEADER: only used in query mode"),
     (("--scrape", "http://a/m", "--prometheus.timeout", "5s"), {},
@@ -337,7 +339,8 @@ models:
     window: 90
   fraud:
 """)
-    methods, models = load_config_file(path)
+    methods, models, verdict = load_config_file(path)
+    assert verdict == DEFAULT_VERDICT
     assert methods == ("psi", "jensen_shannon", "hellinger", "ks")  # catalogue order
     assert models == {"loan": ModelSettings(7200.0, 500, ("psi", "jensen_shannon")),
                       "churn": ModelSettings(window=90.0), "fraud": ModelSettings()}
@@ -360,13 +363,14 @@ models:
         '(increase(modelmon_feature_category_total{model=~"loan"}[7200s] offset 7200s))')
     assert 'model=~"churn"' in q["90s/current/predicted_class"]
     assert len(q) == 6 + 3 * 12
-    assert load_config_file(write(tmp_path, "", "empty.yaml")) == (DRIFT_METHODS, {})
+    assert load_config_file(write(tmp_path, "", "empty.yaml")) == (DRIFT_METHODS, {},
+                                                                    DEFAULT_VERDICT)
 
 
 @pytest.mark.parametrize("text, message", [
-    ("modles: {}\n", "key 'modles': unknown key (expected models or methods)"),
+    ("modles: {}\n", "key 'modles': unknown key (expected models, methods or verdict)"),
     ("models: {loan: {windw: 2h}}\n",
-     "key 'models.loan.windw': unknown key (expected one of window, min_samples, methods)"),
+     "key 'models.loan.windw': unknown key (expected one of window, min_samples, methods, verdict)"),
     ("models: {loan: {methods: [psi, bogus]}}\n", "key 'models.loan.methods': unknown method 'bogus'"),
     ("models: {loan: {methods: []}}\n", "key 'models.loan.methods': expected a non-empty list"),
     ("models: {loan: {methods: [psi, psi]}}\n", "key 'models.loan.methods': a method is listed twice"),
@@ -377,8 +381,22 @@ models:
     ("models: {loan: 5}\n", "key 'models.loan': expected a mapping"),
     ("models: [loan]\n", "key 'models': expected a mapping of model name to settings"),
     ("methods: chi2\n", "key 'methods': expected a non-empty list"),
-    ("- a\n- b\n", "expected a mapping with the keys models and methods"),
+    ("- a\n- b\n", "expected a mapping with the keys models, methods and verdict"),
     ("models: {loan: [\n", "not valid YAML"),
+    ("verdict: {metod: psi}\n", "key 'verdict.metod': unknown key (expected one of method, "
+                                "effect, alpha)"),
+    ("verdict: {method: chi2_pvalue}\n", "key 'verdict.method': unknown method 'chi2_pvalue'"),
+    ("verdict: {method: {categorical: ks}}\n",
+     "key 'verdict.method.categorical': expected one of jensen_shannon, hellinger, psi, got 'ks'"),
+    ("verdict: {method: {ordinal: psi}}\n", "key 'verdict.method.ordinal': unknown key"),
+    ("verdict: {effect: 0.2}\n", "key 'verdict.effect': a single number needs a single method"),
+    ("verdict: {effect: {psi: -1}}\n", "key 'verdict.effect.psi': expected a number >= 0"),
+    ("verdict: {effect: {w: 1}}\n", "key 'verdict.effect.w': unknown method"),
+    ("verdict: {alpha: 1.5}\n", "key 'verdict.alpha': expected a probability between 0 and 1"),
+    ("verdict: {alpha: yes}\n", "key 'verdict.alpha': expected a probability"),
+    ("verdict: 0.01\n", "key 'verdict': expected a mapping with method, effect, alpha"),
+    ("models: {loan: {verdict: {alpha: 0}}}\n", "key 'models.loan.verdict.alpha': expected a "
+                                                "probability"),
 ])
 def test_config_file_errors_name_the_file_and_the_key(tmp_path, text, message):
     path = write(tmp_path, text)
@@ -389,6 +407,40 @@ def test_config_file_errors_name_the_file_and_the_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
         resolve(parse("--prometheus-url", URL), {"MODELMON_DRIFT_CONFIG": path})
     assert str(err.value).startswith(f"MODELMON_DRIFT_CONFIG: {path}: ")
+
+
+def test_verdict_settings_from_the_config_file_in_both_modes(tmp_path):
+    path = write(tmp_path, """
+verdict:
+  method: {numeric: ks, categorical: psi}
+  effect: {ks: 0.1}
+  alpha: 0.01
+models:
+  loan:
+    verdict: {method: hellinger, effect: 0.07}
+  churn:
+    verdict: {alpha: 0.001}
+""")
+    top = VerdictSettings(numeric="ks", categorical="psi", effect={"ks": 0.1}, alpha=0.01)
+    cfg = resolve(parse("--prometheus-url", URL, "--config", path), {})
+    assert cfg.verdict == top
+    src = build_service(cfg).source
+    loan, churn, other = src.verdict_of("loan"), src.verdict_of("churn"), src.verdict_of("x")
+    assert (loan.numeric, loan.categorical, loan.floor("hellinger"), loan.floor("ks"),
+            loan.alpha) == ("hellinger", "hellinger", 0.07, 0.1, 0.01)
+    assert (churn.numeric, churn.categorical, churn.alpha) == ("ks", "psi", 0.001)
+    assert other == top and other.floor("psi") == DEFAULT_EFFECT["psi"]
+    # scrape mode takes the verdict too, and refuses the query-mode keys
+    svc = build_service(resolve(parse("--scrape", "http://a/m", "--config", path), {}))
+    assert svc.verdict_of("loan") == loan and svc.verdict_of("x") == top
+    bad = write(tmp_path, "models: {loan: {window: 2h}}\n", "bad.yaml")
+    with pytest.raises(ConfigError, match="key 'models.loan.window': only used in query mode"):
+        resolve(parse("--scrape", "http://a/m", "--config", bad), {})
+    # a single numeric-only method leaves the categories' method alone
+    one = write(tmp_path, "verdict: {method: wasserstein_normed, effect: 0.2}\n", "one.yaml")
+    v = load_config_file(one).verdict
+    assert (v.numeric, v.categorical, v.floor("wasserstein_normed")) == (
+        "wasserstein_normed", "jensen_shannon", 0.2)
 
 
 def test_baseline_files(tmp_path):

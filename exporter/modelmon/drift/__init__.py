@@ -10,16 +10,23 @@ Query mode (a Prometheus-compatible store holds every replica's series):
 :class:`DriftQueryService` reads the windows and baselines through the query
 API (:mod:`modelmon.drift.query`, client in :mod:`modelmon.drift.promql`) and
 scores them with the same code. See ``docs/drift.md``.
+
+Both modes judge every scored series with the same verdict
+(:mod:`modelmon.drift.verdict` over :mod:`modelmon.stats.verdict`): drifted
+when the verdict method's score is above its effect floor and its null
+quantile at the window's size and Holm-adjusted level (:class:`VerdictSettings`
+per model, :meth:`DriftResults.verdicts` for the results).
 """
 
 from .collector import DriftCollector
 from .config import parse_duration, parse_listen
-from .evaluate import DriftResults, SampleKey, ScoreKey
+from .evaluate import DriftResults, Judged, SampleKey, ScoreKey
 from .exposition import SeriesKey, parse_exposition
 from .promql import PromClient, QueryError, QueryOptions
 from .query import ModelSettings, QuerySource
 from .scrape import Windows, WindowStore
 from .service import BaseDriftService, DriftHTTPServer, DriftQueryService, DriftService
+from .verdict import VerdictSettings
 
 __all__ = [
     "DriftService",
@@ -33,6 +40,8 @@ __all__ = [
     "DriftHTTPServer",
     "DriftCollector",
     "DriftResults",
+    "Judged",
+    "VerdictSettings",
     "ScoreKey",
     "SampleKey",
     "SeriesKey",

@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import yaml
 
@@ -41,12 +42,14 @@ from ..webconfig import WebConfig, WebConfigError, load_web_config
 from .config import format_duration, parse_duration, parse_listen
 from .promql import QueryOptions, options_summary, parse_header, source_label
 from .query import BASELINE_REFRESH_SECONDS, DEFAULT_CONCURRENCY, ModelSettings
+from .verdict import DEFAULT_VERDICT, VerdictSettings
+from ..stats.verdict import NUMERIC_ONLY_VERDICT_METHODS, VERDICT_METHODS
 
 if TYPE_CHECKING:
     from .service import BaseDriftService
 
 __all__ = ["add_arguments", "run", "resolve", "build_service", "load_config_file",
-           "DriftConfig", "ConfigError", "QUERY_DEFAULTS"]
+           "DriftConfig", "FileSettings", "ConfigError", "QUERY_DEFAULTS"]
 
 log = logging.getLogger("modelmon.drift")
 
@@ -68,7 +71,9 @@ QUERY_DEFAULTS = {
     "baseline_refresh": "15m",
 }
 #: Keys of a model in the --config file.
-MODEL_KEYS = ("window", "min_samples", "methods")
+MODEL_KEYS = ("window", "min_samples", "methods", "verdict")
+#: Keys of a ``verdict:`` section (top level or per model).
+VERDICT_KEYS = ("method", "effect", "alpha")
 
 
 class ConfigError(ValueError):
@@ -96,6 +101,8 @@ class DriftConfig:
     evaluation_delay: float = 0.0
     baseline_refresh: float = BASELINE_REFRESH_SECONDS
     config_file: str | None = None
+    #: The verdict of every model without one of its own (``models[m].verdict``).
+    verdict: VerdictSettings = DEFAULT_VERDICT
 
     @property
     def mode(self) -> str:
@@ -145,10 +152,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     q = parser.add_argument_group(
         "query mode", "Settings of --prometheus-url only; each also as MODELMON_<NAME> "
         "(dots and dashes as underscores).")
-    q.add_argument("--config", dest="drift_config", metavar="FILE", default=None,
-                   help="YAML file with per-model settings: models: {<model>: {window: 2h, "
-                        "min_samples: 500, methods: [psi, jensen_shannon]}} and an optional "
-                        "top-level methods: list (env MODELMON_DRIFT_CONFIG)")
+    parser.add_argument("--config", dest="drift_config", metavar="FILE", default=None,
+                        help="YAML file with the drift verdict (verdict: {method, effect, "
+                             "alpha}) and per-model settings: models: {<model>: {verdict: {...}, "
+                             "window: 2h, min_samples: 500, methods: [psi, jensen_shannon]}} "
+                             "(window, min_samples and methods in query mode only), and an "
+                             "optional top-level methods: list (query mode); see docs/drift.md "
+                             "(env MODELMON_DRIFT_CONFIG)")
     q.add_argument("--baseline", dest="baseline", action="append", metavar="FILE",
                    default=None,
                    help="baseline file that replaces the store's modelmon_baseline_* gauges for "
@@ -221,7 +231,7 @@ _FLAGS = {
         "prometheus_concurrency")},
 }
 #: Settings of query mode only (refused in scrape mode).
-_QUERY_ONLY = ("drift_config", "baseline", "evaluation_delay", "baseline_refresh") + tuple(
+_QUERY_ONLY = ("baseline", "evaluation_delay", "baseline_refresh") + tuple(
     a for a in _FLAGS if a.startswith("prometheus_"))
 
 
@@ -299,9 +309,25 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     window, interval, min_samples = _common_window(args, env, DEFAULTS)
     timeout = _duration(args, env, "timeout", DEFAULTS)
     host, port, web_config = _listen_and_web(args, env)
+    file = FileSettings(DRIFT_METHODS, {}, DEFAULT_VERDICT)
+    cfg_path, cfg_where = _optional(args, env, "drift_config")
+    if cfg_path is not None:
+        try:
+            file = load_config_file(cfg_path)
+        except ConfigError as exc:
+            raise ConfigError(f"{cfg_where}: {exc}") from None
+        for name, ms in file.models.items():
+            for key in ("window", "min_samples", "methods"):
+                if getattr(ms, key) is not None:
+                    raise ConfigError(f"{cfg_where}: {cfg_path}: key 'models.{name}.{key}': only "
+                                      f"used in query mode (--prometheus-url), not with {where}")
+        if file.methods != DRIFT_METHODS:
+            raise ConfigError(f"{cfg_where}: {cfg_path}: key 'methods': only used in query mode "
+                              f"(--prometheus-url), not with {where}")
     return DriftConfig(scrape=tuple(urls), window=window, interval=interval,
                        min_samples=min_samples, host=host, port=port,
-                       timeout=min(timeout, interval), web_config=web_config)
+                       timeout=min(timeout, interval), web_config=web_config,
+                       models=file.models, verdict=file.verdict, config_file=cfg_path)
 
 
 def _duration(args: argparse.Namespace, env: Mapping[str, str], attr: str,
@@ -469,14 +495,14 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
         insecure_skip_verify=insecure, timeout=min(timeout, interval))
 
     # per-model config file
-    methods: tuple[str, ...] = DRIFT_METHODS
-    models: dict[str, ModelSettings] = {}
+    file = FileSettings(DRIFT_METHODS, {}, DEFAULT_VERDICT)
     cfg_path, cfg_where = _optional(args, env, "drift_config")
     if cfg_path is not None:
         try:
-            methods, models = load_config_file(cfg_path)
+            file = load_config_file(cfg_path)
         except ConfigError as exc:
             raise ConfigError(f"{cfg_where}: {exc}") from None
+    methods, models = file.methods, file.models
 
     # baseline overrides
     if getattr(args, "baseline", None):
@@ -502,21 +528,39 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
                        host=host, port=port, timeout=options.timeout, web_config=web_config,
                        prometheus_url=url, query_options=options, methods=methods,
                        models=models, baselines=tuple(baselines), concurrency=concurrency,
-                       evaluation_delay=delay, baseline_refresh=refresh, config_file=cfg_path)
+                       evaluation_delay=delay, baseline_refresh=refresh, config_file=cfg_path,
+                       verdict=file.verdict)
 
 
-def load_config_file(path: str) -> tuple[tuple[str, ...], dict[str, ModelSettings]]:
-    """``(methods, {model: ModelSettings})`` of a query-mode config file.
+class FileSettings(NamedTuple):
+    """What a ``--config`` file sets."""
+
+    methods: tuple[str, ...]
+    models: dict[str, ModelSettings]
+    verdict: VerdictSettings
+
+
+def load_config_file(path: str) -> FileSettings:
+    """The settings of a drift config file.
 
     The file::
 
+        verdict:                               # optional: the verdict of every model
+          method: {numeric: wasserstein_normed, categorical: jensen_shannon}
+          effect: {wasserstein_normed: 0.15, jensen_shannon: 0.05}
+          alpha: 0.005
         methods: [psi, jensen_shannon, ks]     # optional: default methods of every model
         models:
           loan:
             window: 2h                         # a duration (or seconds)
             min_samples: 500
             methods: [psi, jensen_shannon]
+            verdict: {method: psi, effect: 0.1, alpha: 0.01}   # over the top-level verdict
 
+    ``verdict.method`` is one method (used for the series it applies to:
+    ``wasserstein_normed`` and ``ks`` need ordered buckets, so categories keep
+    theirs) or a mapping ``{numeric, categorical}``; ``effect`` a mapping of
+    method to floor, or one number when ``method`` names one method.
     :class:`ConfigError` names the file and the key of any problem.
     """
     try:
@@ -530,13 +574,14 @@ def load_config_file(path: str) -> tuple[tuple[str, ...], dict[str, ModelSetting
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if doc is None:
-        return DRIFT_METHODS, {}
+        return FileSettings(DRIFT_METHODS, {}, DEFAULT_VERDICT)
     if not isinstance(doc, Mapping):
-        raise ConfigError(f"{path}: expected a mapping with the keys models and methods, got "
-                          f"{type(doc).__name__}")
+        raise ConfigError(f"{path}: expected a mapping with the keys models, methods and "
+                          f"verdict, got {type(doc).__name__}")
     for k in doc:
-        if k not in ("models", "methods"):
-            raise ConfigError(f"{path}: key {k!r}: unknown key (expected models or methods)")
+        if k not in ("models", "methods", "verdict"):
+            raise ConfigError(f"{path}: key {k!r}: unknown key (expected models, methods or "
+                              "verdict)")
 
     def fail(key: str, msg: str) -> ConfigError:
         return ConfigError(f"{path}: key {key!r}: {msg}")
@@ -553,6 +598,76 @@ def load_config_file(path: str) -> tuple[tuple[str, ...], dict[str, ModelSetting
             raise fail(key, "a method is listed twice")
         return tuple(m for m in DRIFT_METHODS if m in v)
 
+    def verdict_of(v: Any, key: str, base: VerdictSettings) -> VerdictSettings:
+        if v is None:
+            return base
+        if not isinstance(v, Mapping):
+            raise fail(key, f"expected a mapping with {', '.join(VERDICT_KEYS)}, got "
+                            f"{type(v).__name__}")
+        for k in v:
+            if k not in VERDICT_KEYS:
+                raise fail(f"{key}.{k}", f"unknown key (expected one of {', '.join(VERDICT_KEYS)})")
+        numeric, categorical = base.numeric, base.categorical
+        single: str | None = None
+        if "method" in v:
+            m = v["method"]
+            if isinstance(m, str):
+                if m not in VERDICT_METHODS:
+                    raise fail(f"{key}.method", f"unknown method {m!r} (expected one of "
+                                                f"{', '.join(VERDICT_METHODS)})")
+                single = numeric = m
+                if m not in NUMERIC_ONLY_VERDICT_METHODS:
+                    categorical = m
+            elif isinstance(m, Mapping):
+                for kind, name in m.items():
+                    if kind not in ("numeric", "categorical"):
+                        raise fail(f"{key}.method.{kind}", "unknown key (expected numeric or "
+                                                           "categorical)")
+                    allowed = VERDICT_METHODS if kind == "numeric" else tuple(
+                        x for x in VERDICT_METHODS if x not in NUMERIC_ONLY_VERDICT_METHODS)
+                    if name not in allowed:
+                        raise fail(f"{key}.method.{kind}", f"expected one of "
+                                                           f"{', '.join(allowed)}, got {name!r}")
+                numeric = m.get("numeric", numeric)
+                categorical = m.get("categorical", categorical)
+            else:
+                raise fail(f"{key}.method", f"expected a method name or a mapping "
+                                            f"{{numeric: ..., categorical: ...}}, got {m!r}")
+        effect = dict(base.effect)
+        if "effect" in v:
+            e = v["effect"]
+            if isinstance(e, Mapping):
+                for name, floor in e.items():
+                    if name not in VERDICT_METHODS:
+                        raise fail(f"{key}.effect.{name}", f"unknown method (expected some of "
+                                                           f"{', '.join(VERDICT_METHODS)})")
+                    if isinstance(floor, bool) or not isinstance(floor, (int, float)) or \
+                            not floor >= 0 or floor == float("inf"):
+                        raise fail(f"{key}.effect.{name}", f"expected a number >= 0, got "
+                                                           f"{floor!r}")
+                    effect[name] = float(floor)
+            elif isinstance(e, (int, float)) and not isinstance(e, bool):
+                if single is None:
+                    raise fail(f"{key}.effect", "a single number needs a single method: give "
+                                                "method: <name>, or effect per method "
+                                                "({wasserstein_normed: 0.2, ...})")
+                if not e >= 0 or e == float("inf"):
+                    raise fail(f"{key}.effect", f"expected a number >= 0, got {e!r}")
+                effect[single] = float(e)
+            else:
+                raise fail(f"{key}.effect", f"expected a number or a mapping of method to "
+                                            f"number, got {e!r}")
+        alpha = base.alpha
+        if "alpha" in v:
+            a = v["alpha"]
+            if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
+                raise fail(f"{key}.alpha", f"expected a probability between 0 and 1 "
+                                           f"(exclusive), got {a!r}")
+            alpha = float(a)
+        return VerdictSettings(numeric=numeric, categorical=categorical,
+                               effect=MappingProxyType(effect), alpha=alpha)
+
+    verdict = verdict_of(doc.get("verdict"), "verdict", DEFAULT_VERDICT)
     methods = methods_of(doc["methods"], "methods") if "methods" in doc else DRIFT_METHODS
     raw_models = doc.get("models") or {}
     if not isinstance(raw_models, Mapping):
@@ -570,6 +685,7 @@ def load_config_file(path: str) -> tuple[tuple[str, ...], dict[str, ModelSetting
                              f"{type(settings).__name__}")
         window = min_samples = None
         ms: tuple[str, ...] | None = None
+        mv: VerdictSettings | None = None
         for k, v in settings.items():
             key = f"{base}.{k}"
             if k == "window":
@@ -585,10 +701,13 @@ def load_config_file(path: str) -> tuple[tuple[str, ...], dict[str, ModelSetting
                 min_samples = v
             elif k == "methods":
                 ms = methods_of(v, key)
+            elif k == "verdict":
+                mv = verdict_of(v, key, verdict)
             else:
                 raise fail(key, f"unknown key (expected one of {', '.join(MODEL_KEYS)})")
-        models[name] = ModelSettings(window=window, min_samples=min_samples, methods=ms)
-    return methods, models
+        models[name] = ModelSettings(window=window, min_samples=min_samples, methods=ms,
+                                     verdict=mv)
+    return FileSettings(methods, models, verdict)
 
 
 def build_service(cfg: DriftConfig, **kwargs: Any) -> "BaseDriftService":
@@ -597,10 +716,12 @@ def build_service(cfg: DriftConfig, **kwargs: Any) -> "BaseDriftService":
 
     if cfg.prometheus_url is None:
         return DriftService(cfg.scrape, window=cfg.window, interval=cfg.interval,
-                            min_samples=cfg.min_samples, timeout=cfg.timeout, **kwargs)
+                            min_samples=cfg.min_samples, timeout=cfg.timeout,
+                            verdict=cfg.verdict, models=cfg.models, **kwargs)
     return DriftQueryService(
         cfg.prometheus_url, window=cfg.window, interval=cfg.interval,
         min_samples=cfg.min_samples, methods=cfg.methods, models=cfg.models,
+        verdict=cfg.verdict,
         baselines=cfg.baselines, options=cfg.query_options, concurrency=cfg.concurrency,
         evaluation_delay=cfg.evaluation_delay, baseline_refresh=cfg.baseline_refresh, **kwargs)
 

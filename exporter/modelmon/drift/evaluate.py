@@ -38,6 +38,7 @@ __all__ = [
     "SampleKey",
     "compute_scores",
     "CLASS_REFERENCE_SAMPLES",
+    "Judged",
 ]
 
 log = logging.getLogger("modelmon.drift")
@@ -327,6 +328,30 @@ class DriftResults(Scored):
                     return None if math.isnan(x) else x
         return None
 
+    def verdicts(self, reference: str = "baseline") -> dict[tuple[str, str, str, str], Judged]:
+        """``{(model, model_version, kind, name): Judged}`` of the series with a verdict."""
+        out: dict[tuple[str, str, str, str], Judged] = {}
+        for b in self.scored.blocks:
+            v = b.verdict
+            if b.reference != reference or v is None:
+                continue
+            for i in np.flatnonzero(~np.isnan(v.drifted)).tolist():
+                j = int(v.method[i])
+                out[b.idents[i]] = Judged(bool(v.drifted[i] == 1.0), float(v.threshold[i]),
+                                          DRIFT_METHODS[j], float(b.values[i, j]))
+        return dict(sorted(out.items()))
+
+    def verdict(self, model: str, name: str, *, reference: str = "baseline",
+                kind: str = "feature", model_version: str | None = None) -> Judged | None:
+        """The verdict of one series, or None without one (too few samples, not scored).
+
+        ``model_version=None`` matches the only version of the model present.
+        """
+        for (m, v, k, n), judged in self.verdicts(reference).items():
+            if m == model and n == name and k == kind and (model_version in (None, v)):
+                return judged
+        return None
+
     def table(self, reference: str = "baseline") -> dict[tuple[str, str, str, str], dict[str, float]]:
         """``{(model, model_version, kind, name): {method: score}}`` for one reference."""
         out: dict[tuple[str, str, str, str], dict[str, float]] = {}
@@ -334,6 +359,19 @@ class DriftResults(Scored):
             if k.reference == reference:
                 out.setdefault((k.model, k.model_version, k.kind, k.name), {})[k.method] = v
         return out
+
+
+class Judged(NamedTuple):
+    """The verdict of one series: see :class:`~modelmon.drift.verdict.VerdictColumns`.
+
+    ``score`` is the verdict method's score (NaN when a per-model ``methods``
+    list left it out of the export).
+    """
+
+    drifted: bool
+    threshold: float
+    method: str
+    score: float
 
 
 def ident_of(key: SeriesKey) -> tuple[str, str, str, str]:

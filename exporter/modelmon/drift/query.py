@@ -95,6 +95,7 @@ from .exposition import _FEATURE_CATEGORY as _CATEGORY
 from .exposition import _PREDICTED_CLASS as _CLASS
 from .promql import PromClient, QueryError
 from .scrape import Windows
+from .verdict import DEFAULT_VERDICT, VerdictSettings
 
 __all__ = [
     "ModelSettings",
@@ -125,6 +126,7 @@ class ModelSettings:
     window: float | None = None
     min_samples: int | None = None
     methods: tuple[str, ...] | None = None
+    verdict: VerdictSettings | None = None
 
     def __post_init__(self) -> None:
         if self.window is not None and not self.window > 0:
@@ -445,7 +447,9 @@ class QuerySource:
     window, min_samples, methods :
         Defaults for every model.
     models : mapping of model name to ModelSettings
-        Per-model overrides (window, min_samples, methods).
+        Per-model overrides (window, min_samples, methods, verdict).
+    verdict : VerdictSettings
+        The verdict of every model without one of its own.
     baselines : sequence of Baseline
         ``--baseline`` files; each replaces the store's baseline gauges of its
         (model, model_version).
@@ -466,7 +470,8 @@ class QuerySource:
                  baselines: Sequence[Baseline] = (),
                  concurrency: int = DEFAULT_CONCURRENCY,
                  on_skip: Callable[[SeriesKey, str], None] | None = None,
-                 baseline_refresh: float = BASELINE_REFRESH_SECONDS) -> None:
+                 baseline_refresh: float = BASELINE_REFRESH_SECONDS,
+                 verdict: VerdictSettings = DEFAULT_VERDICT) -> None:
         if not window > 0:
             raise ValueError(f"window: expected seconds > 0, got {window!r}")
         if not isinstance(min_samples, int) or min_samples < 0:
@@ -493,6 +498,7 @@ class QuerySource:
         self.concurrency = concurrency
         self.on_skip = on_skip
         self.baseline_refresh = float(baseline_refresh)
+        self.verdict = verdict
         self._groups = self._window_groups()
         self._baseline: _Baseline | None = None
         self._baseline_dirty = False
@@ -510,6 +516,10 @@ class QuerySource:
     def methods_of(self, model: str) -> tuple[str, ...]:
         s = self.models.get(model)
         return s.methods if s is not None and s.methods is not None else self.methods
+
+    def verdict_of(self, model: str) -> VerdictSettings:
+        s = self.models.get(model)
+        return s.verdict if s is not None and s.verdict is not None else self.verdict
 
     def _window_groups(self) -> list[tuple[float, str]]:
         """``[(window, model matcher)]``: the default window first, then one per other window."""
@@ -656,7 +666,8 @@ class QuerySource:
                      for p in parts]
             estimates.update(self._estimates(parts, base, in_group))
         overrides_methods = any(s.methods is not None for s in self.models.values())
-        scored = score_rows(rows, self.methods_of if overrides_methods else None)
+        scored = score_rows(rows, self.methods_of if overrides_methods else None,
+                            self.verdict_of)
         self._baseline_dirty = bool(skipped.get("no_baseline") or skipped.get("baseline_mismatch"))
         return QueryEvaluation(
             time=t,

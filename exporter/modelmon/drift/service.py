@@ -72,6 +72,7 @@ from .query import (
     QuerySource,
 )
 from .scrape import ScrapeError, WindowStore, fetch
+from .verdict import DEFAULT_VERDICT, VerdictSettings
 
 __all__ = ["BaseDriftService", "DriftService", "DriftQueryService", "DriftHTTPServer"]
 
@@ -249,6 +250,10 @@ class DriftService(BaseDriftService):
         HTTP session for the scrapes; a new one when None.
     timeout : float or None
         Per-scrape timeout in seconds; default ``min(10, interval)``.
+    verdict : VerdictSettings
+        The drift verdict of every model without one of its own.
+    models : mapping of model name to ModelSettings
+        Per-model settings; only ``verdict`` is used in scrape mode.
     """
 
     def __init__(
@@ -262,6 +267,8 @@ class DriftService(BaseDriftService):
         clock: Callable[[], float] = time.time,
         session: requests.Session | None = None,
         timeout: float | None = None,
+        verdict: VerdictSettings = DEFAULT_VERDICT,
+        models: Mapping[str, ModelSettings] | None = None,
     ) -> None:
         srcs = [str(s) for s in sources]
         if not srcs:
@@ -286,10 +293,17 @@ class DriftService(BaseDriftService):
         self.min_samples = min_samples
         self.timeout = float(timeout) if timeout is not None else min(10.0, self.interval)
         self.session = session if session is not None else requests.Session()
+        self.verdict = verdict
+        self._verdicts = {m: s.verdict for m, s in (models or {}).items()
+                          if s.verdict is not None}
 
         self._store = WindowStore(self.window, self.interval)
         self._baseline = BaselineTable()
         self._source_ok: dict[str, bool | None] = {s: None for s in self.sources}
+
+    def verdict_of(self, model: str) -> VerdictSettings:
+        """The verdict settings of ``model``."""
+        return self._verdicts.get(model, self.verdict)
 
     @property
     def snapshots(self) -> int:
@@ -318,7 +332,8 @@ class DriftService(BaseDriftService):
             snap = self._store.snapshot(now)
             self._baseline.update(ok[s] for s in self.sources if s in ok)
             windows = self._store.windows()
-            scored = compute_scores(windows, self._baseline, self.min_samples, self._on_skip)
+            scored = compute_scores(windows, self._baseline, self.min_samples, self._on_skip,
+                                    settings_of=self.verdict_of)
             estimates = {}
             for (m, v), cal in self._baseline.calibrations.items():
                 key = SeriesKey(m, v, PREDICTION_VALUE, cal.output)
@@ -411,7 +426,9 @@ class DriftQueryService(BaseDriftService):
     window, interval, min_samples, methods :
         Defaults for every model (seconds, seconds, samples, drift methods).
     models : mapping of model name to ModelSettings
-        Per-model window, min_samples and methods.
+        Per-model window, min_samples, methods and verdict.
+    verdict : VerdictSettings
+        The drift verdict of every model without one of its own.
     baselines : sequence of Baseline
         Each replaces the store's baseline gauges of its model version.
     options : QueryOptions or None
@@ -446,6 +463,7 @@ class DriftQueryService(BaseDriftService):
         concurrency: int = DEFAULT_CONCURRENCY,
         evaluation_delay: float = 0.0,
         baseline_refresh: float = BASELINE_REFRESH_SECONDS,
+        verdict: VerdictSettings = DEFAULT_VERDICT,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval: expected seconds > 0, got {interval!r}")
@@ -454,7 +472,8 @@ class DriftQueryService(BaseDriftService):
         client = PromClient(url, options, session)
         source = QuerySource(client, window=window, min_samples=min_samples, methods=methods,
                              models=models, baselines=baselines, concurrency=concurrency,
-                             on_skip=self._on_skip, baseline_refresh=baseline_refresh)
+                             on_skip=self._on_skip, baseline_refresh=baseline_refresh,
+                             verdict=verdict)
         super().__init__(interval=interval, registry=registry, clock=clock)
         self.client = client
         self.source = source

@@ -41,7 +41,8 @@ from modelmon.catalogue import (
 )
 from modelmon.drift import DriftService, SampleKey, ScoreKey
 from modelmon.monitor import Monitor
-from modelmon.stats import bucket_counts, drift_scores
+from modelmon.stats import (DEFAULT_ALPHA, DEFAULT_EFFECT, DEFAULT_METHOD, bucket_counts,
+                            drift_scores, holm_levels, null_model)
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -800,3 +801,62 @@ def test_catalogue_labels_used_by_the_parser():
     assert by_name("modelmon_predicted_class_total").labels[-1] == "class"
     assert by_name("modelmon_baseline_bucket_ratio").labels[-2:] == ("feature", "le")
     assert OTHER == "__other__"
+
+
+def expected_verdicts(family: list[tuple[tuple[str, str, str], np.ndarray, np.ndarray,
+                                         float | None]]) -> dict[tuple[str, str, str], tuple]:
+    """``key -> (drifted, threshold, method)`` of one model against one reference, from
+    modelmon.stats alone. Items: (key, reference counts, current counts, previous size or
+    None against the baseline)."""
+    rows = []
+    for key, ref, cur, n_prev in family:
+        s = SERIES[key]
+        edges = np.asarray(s.edges) if isinstance(s, NumericSummary) else None
+        method = DEFAULT_METHOD["numeric" if edges is not None else "categorical"]
+        score = float(drift_scores(ref, cur, edges)[method])
+        null = null_model(method, reference_counts(key), cur.sum(), edges=edges,
+                          n_reference=n_prev)
+        rows.append((key, method, score, null, float(null.pvalue(score)[0])))
+    levels, rejected = holm_levels([r[4] for r in rows], [0] * len(rows), DEFAULT_ALPHA)
+    out = {}
+    for (key, method, score, null, _), level, rej in zip(rows, levels, rejected):
+        floor = DEFAULT_EFFECT[method]
+        out[key] = (bool(rej and score > floor), max(floor, float(null.threshold(level)[0])),
+                    method)
+    return out
+
+
+def test_verdicts_equal_stats_on_the_fed_counts_for_both_references(replicas, services):
+    a, b = replicas.new(), replicas.new()
+    rng = np.random.default_rng(15)
+    clock = FakeClock()
+    svc = make_service(services, [a.url, b.url], window=30, interval=15, min_samples=100,
+                       clock=clock)
+    fed = Fed()
+    history = [fed.copy()]
+    svc.evaluate_once()
+    for i in range(4):  # two windows: the second one shifted on replica a only
+        feed(a, fed, rng, 150, shift=0.0 if i < 2 else 0.6)
+        feed(b, fed, rng, 150)
+        clock.t += 15
+        history.append(fed.copy())
+        res = svc.evaluate_once()
+    cur, prev = diff(history[4], history[2]), diff(history[2], history[0])
+    checked = drifted = 0
+    for reference in ("baseline", "previous"):
+        verdicts = res.verdicts(reference)
+        for model in ("loans", "churn"):
+            family = [(k, reference_counts(k) if reference == "baseline" else prev[k], cur[k],
+                       None if reference == "baseline" else prev[k].sum())
+                      for k in SERIES if k[0] == model]
+            for key, (d, threshold, method) in expected_verdicts(family).items():
+                got = verdicts[(model, VERSION[model], key[1], key[2])]
+                assert (got.drifted, got.method) == (d, method), (reference, key)
+                assert got.threshold == pytest.approx(threshold, rel=1e-9), (reference, key)
+                checked += 1
+                drifted += d
+    assert checked == 2 * len(SERIES)
+    assert res.verdict("loans", "age").drifted and res.verdict("loans", "age",
+                                                               reference="previous").drifted
+    assert not res.verdict("loans", "region").drifted  # fed as in training
+    assert drifted >= 2

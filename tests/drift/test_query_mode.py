@@ -49,7 +49,8 @@ from modelmon.baseline import Baseline, CategoricalSummary, NumericSummary
 from modelmon.catalogue import DRIFT_METHODS, DRIFT_QUERY_ERROR_REASONS, DRIFT_SKIP_REASONS, OTHER
 from modelmon.drift import DriftQueryService, ModelSettings, ScoreKey
 from modelmon.monitor.collector import le_labels
-from modelmon.stats import bucket_counts, drift_scores
+from modelmon.stats import (DEFAULT_ALPHA, DEFAULT_EFFECT, DEFAULT_METHOD, bucket_counts,
+                            drift_scores, holm_levels, null_model)
 
 from tests.conftest import Prometheus, VictoriaMetrics, require_binary
 from tests.sidecar.conftest import PURPOSES, Live, start_sidecar
@@ -867,3 +868,70 @@ def test_store_errors_are_typed(kind: str, tmp_path: Path) -> None:
     finally:
         store.stop()
         lv.server.stop()
+
+
+def expected_verdicts(fleet: Fleet, b: Baseline, res: Any) -> dict[tuple[str, str], tuple]:
+    """``(kind, name) -> (drifted, threshold, method)`` of one model version against its
+    baseline, from modelmon.stats alone, on the counts read back from the store."""
+    rows = []
+    for (kind, name) in series_of(b):
+        cur = read_back(fleet.store, b, kind, name, fleet.t, W)
+        ref = reference(b, kind, name)
+        edges = edges_of(b, kind, name)
+        method = DEFAULT_METHOD["numeric" if edges is not None else "categorical"]
+        score = float(drift_scores(ref, cur, edges)[method])
+        null = null_model(method, ref, cur.sum(), edges=edges)
+        rows.append((kind, name, method, score, null, float(null.pvalue(score)[0])))
+    levels, rejected = holm_levels([r[5] for r in rows], [0] * len(rows), DEFAULT_ALPHA)
+    out = {}
+    for (kind, name, method, score, null, _), level, rej in zip(rows, levels, rejected):
+        floor = DEFAULT_EFFECT[method]
+        threshold = max(floor, float(null.threshold(level)[0]))
+        out[(kind, name)] = (bool(rej and score > floor), threshold, method)
+    return out
+
+
+def test_served_verdicts_equal_stats_on_the_read_back_counts(fleet: Fleet) -> None:
+    svc = fleet.service()
+    res = svc.evaluate_once(at=fleet.t)
+    host, port = svc.serve("127.0.0.1", 0)
+    try:
+        text = requests.get(f"http://{host}:{port}/metrics", timeout=10).text
+    finally:
+        svc.stop()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    served: dict[tuple[str, str, str, str], list[Any]] = {}
+    for fam, kind, label in (("modelmon_drift_detected", "feature", "feature"),
+                             ("modelmon_prediction_drift_detected", "output", "output")):
+        for s in fams[fam].samples:
+            if s.labels["reference"] == "baseline":
+                lab = s.labels
+                served.setdefault((lab["model"], lab["model_version"], kind, lab[label]),
+                                  [None, None, None])[0] = s.value
+    for fam, kind, label in (("modelmon_drift_threshold", "feature", "feature"),
+                             ("modelmon_prediction_drift_threshold", "output", "output")):
+        for s in fams[fam].samples:
+            if s.labels["reference"] == "baseline":
+                lab = s.labels
+                row = served[(lab["model"], lab["model_version"], kind, lab[label])]
+                row[1], row[2] = s.value, lab["method"]
+    drifted_any = False
+    for b in (LOAN3, LOAN4, CHURN):
+        want = expected_verdicts(fleet, b, res)
+        for (kind, name), (drifted, threshold, method) in want.items():
+            got = served[(b.model, b.model_version, kind, name)]
+            what = f"{b.model} v{b.model_version} {kind} {name}"
+            assert got[0] == float(drifted), what
+            assert got[1] == pytest.approx(threshold, rel=1e-6), what
+            assert got[2] == method, what
+            drifted_any |= drifted
+        # dataset drift: the share of the version's features with a verdict
+        feats = [d for (kind, _), (d, _, _) in want.items() if kind == "feature"]
+        share = [s.value for s in fams["modelmon_drift_share"].samples
+                 if s.labels == {"model": b.model, "model_version": b.model_version,
+                                 "reference": "baseline"}]
+        assert share == [pytest.approx(sum(feats) / len(feats))], b.model
+    # the replica shifted by 1.5 sd makes age (and only age) of loan v3 drift
+    assert res.verdict("loan", "age", model_version="3").drifted
+    assert not res.verdict("loan", "income", model_version="3").drifted
+    assert drifted_any

@@ -41,10 +41,19 @@ second-order expansions of the divergences (each is locally
 :math:`\chi^2` statistic. For the Wasserstein limit the mean and variance are
 closed form (``E|X||Y|`` of a bivariate normal,
 :math:`\tfrac{2}{\pi}\sigma_X\sigma_Y(\sqrt{1-\rho^2} + \rho \arcsin\rho)`), and
-the law is approximated by the gamma distribution with those two moments;
-its tail is heavier than the true (sub-Gaussian) one, so the approximation errs
-on the side of fewer false alarms. KS uses the continuous Kolmogorov law, which
-binning makes conservative too.
+the body of the law is the gamma distribution with those two moments. Its far
+tail is not: ``T`` is at least :math:`|L|`, with ``L`` the difference of the
+two binned means in reference standard deviations times ``sqrt(n_eff)``, which
+is exactly :math:`N(0, 1)` under the null (the variance of a multinomial mean
+is the binned variance over ``n``), and in the tail the two nearly coincide
+(every bucket's gap has one sign). So the p-value is the larger of the gamma's
+and :math:`2\Phi(-T)`, the threshold the larger of the two quantiles. Against
+a Monte Carlo of the limit law (10⁶ draws) at levels 0.05 to 0.001 on normal,
+lognormal, Student-t(3), uniform, bimodal and Poisson shapes with 5 or 20
+buckets, the rate of exceeding the threshold was at most 1.13 times the level
+but once (Poisson, 20 buckets: 1.27 times at 0.01), where the gamma alone gave
+about 1.5 times. KS uses the continuous Kolmogorov
+law, which binning makes conservative.
 
 Where the approximations break
 ------------------------------
@@ -78,7 +87,7 @@ from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import gammaincc, gammainccinv, kolmogi, kolmogorov
+from scipy.special import gammaincc, gammainccinv, kolmogi, kolmogorov, ndtr, ndtri
 
 from .distances import bucket_points, hellinger, jensen_shannon, psi, wasserstein
 
@@ -184,6 +193,7 @@ class NullModel(NamedTuple):
     scale: FloatArray  # gamma scale
     kolmogorov: BoolArray  # rows whose law is Kolmogorov's
     simulated: BoolArray  # rows whose moments were simulated
+    mean_tail: BoolArray  # rows whose tail is at least that of |N(0, 1)| (normed Wasserstein)
 
     def _statistic(self, score: npt.ArrayLike) -> FloatArray:
         s = np.maximum(np.asarray(score, dtype=np.float64), 0.0)
@@ -197,6 +207,7 @@ class NullModel(NamedTuple):
             g = np.where(self.shape > 0, gammaincc(np.where(self.shape > 0, self.shape, 1.0),
                                                    t / np.where(self.scale > 0, self.scale, 1.0)),
                          np.where(t > 0, 0.0, 1.0))
+        g = np.where(self.mean_tail, np.maximum(g, 2.0 * ndtr(-t)), g)
         out: FloatArray = np.where(self.kolmogorov, kolmogorov(t), g)
         return np.where(np.isnan(self.n_eff) | np.isnan(t), np.nan, out)
 
@@ -207,6 +218,7 @@ class NullModel(NamedTuple):
             tg = np.where(self.shape > 0,
                           self.scale * gammainccinv(np.where(self.shape > 0, self.shape, 1.0), lv),
                           0.0)
+            tg = np.where(self.mean_tail, np.maximum(tg, -ndtri(lv / 2.0)), tg)
             t = np.where(self.kolmogorov, kolmogi(lv), tg)
             s: FloatArray = (t / (self.c * self.n_eff ** self.a)) ** (1.0 / self.b)
         return s
@@ -396,13 +408,15 @@ def null_model(
     scale = np.full(rows, np.nan)
     kol = np.zeros(rows, dtype=bool)
     sim = np.zeros(rows, dtype=bool)
+    mean_tail = np.zeros(rows, dtype=bool)
     ok = (nn > 0) & (big > 0) & (total > 0) & np.isfinite(nn) & np.isfinite(big)
     with np.errstate(invalid="ignore", divide="ignore"):
         n_eff = np.where(ok, nn * big / (nn + big), np.nan)
     nonzero = p > 0
     k_eff = nonzero.sum(axis=-1)
     p_min = np.where(nonzero, p, np.inf).min(axis=-1)
-    small = ok & (np.minimum(nn, big) * p_min < SMALL_COUNT)
+    with np.errstate(invalid="ignore"):  # p_min is inf on empty rows (not ok anyway)
+        small = ok & (np.minimum(nn, big) * p_min < SMALL_COUNT)
     for name in dict.fromkeys(methods.tolist()):
         info = _method(str(name))
         rows_m = np.flatnonzero(methods == name)
@@ -414,6 +428,7 @@ def null_model(
             if e is None:
                 raise ValueError("wasserstein_normed needs the bucket edges")
             mean, var = _wasserstein_moments(p[rows_m], e[rows_m])
+            mean_tail[rows_m] = True
         else:
             dof = np.maximum(k_eff[rows_m] - 1, 0).astype(np.float64)
             mean, var = dof, 2.0 * dof
@@ -427,7 +442,7 @@ def null_model(
             shape[rows_m] = np.where(var > 0, mean * mean / np.where(var > 0, var, 1.0), 0.0)
             scale[rows_m] = np.where(mean > 0, var / np.where(mean > 0, mean, 1.0), 0.0)
     shape = np.where(ok, shape, np.nan)
-    return NullModel(c, a, b, n_eff, shape, scale, kol, sim & ok)
+    return NullModel(c, a, b, n_eff, shape, scale, kol, sim & ok, mean_tail)
 
 
 def holm_levels(pvalues: npt.ArrayLike, groups: npt.ArrayLike,

@@ -135,8 +135,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"scrape mode, {QUERY_DEFAULTS['interval']} in query mode; "
                              "env MODELMON_INTERVAL)")
     parser.add_argument("--min-samples", metavar="N", default=None,
-                        help=f"export no scores for a feature whose window holds fewer samples "
-                             f"(default {DEFAULTS['min_samples']}; env MODELMON_MIN_SAMPLES)")
+                        help=f"below this many samples in a window a feature gets no scores "
+                             f"and no verdict, only its sample count ('too few samples'); the "
+                             f"default is where the verdict finds a 0.5 sd shift with 95%% "
+                             f"probability (default {DEFAULTS['min_samples']}; env "
+                             f"MODELMON_MIN_SAMPLES)")
     parser.add_argument("--listen", metavar="HOST:PORT", default=None,
                         help=f"address of /metrics, /-/healthy and /-/ready "
                              f"(default {DEFAULTS['listen']}; env MODELMON_LISTEN)")

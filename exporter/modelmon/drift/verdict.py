@@ -141,21 +141,28 @@ def judge(inputs: Sequence[VerdictInput],
     for inp in inputs:
         n = len(inp.idents)
         numeric = inp.edges is not None
-        methods = [of(i[0]).method(numeric) for i in inp.idents]
-        mcol = np.fromiter((col[m] for m in methods), dtype=np.intp, count=n)
-        score = inp.scores[np.arange(n), mcol] if n else np.zeros(0)
-        scored = ~np.isnan(score)
-        floor = np.fromiter((of(i[0]).floor(m) for i, m in zip(inp.idents, methods)),
-                            dtype=np.float64, count=n)
-        alpha = np.fromiter((of(i[0]).alpha for i in inp.idents), dtype=np.float64, count=n)
+        # per family (a model version: few), then spread to the rows
         fam = np.fromiter((family_ids.setdefault((i[0], i[1], inp.reference), len(family_ids))
                            for i in inp.idents), dtype=np.intp, count=n)
+        models: dict[str, int] = {}
+        first = {f: k[0] for k, f in family_ids.items()}
+        model_of = np.array([models.setdefault(first[f], len(models))
+                             for f in range(len(family_ids))], dtype=np.intp)[fam] \
+            if n else np.zeros(0, dtype=np.intp)
+        per_model = [of(m) for m in models]
+        names = [s.method(numeric) for s in per_model]
+        mcol = np.array([col[m] for m in names], dtype=np.intp)[model_of]
+        floor = np.array([s.floor(m) for s, m in zip(per_model, names)],
+                         dtype=np.float64)[model_of]
+        alpha = np.array([s.alpha for s in per_model], dtype=np.float64)[model_of]
+        methods = np.asarray(names, dtype=object)[model_of]
+        score = inp.scores[np.arange(n), mcol] if n else np.zeros(0)
+        scored = ~np.isnan(score)
         pv = np.full(n, np.nan)
         nulls = []
         at = np.flatnonzero(scored)
         if at.size:
-            ms = np.asarray(methods, dtype=object)[at]
-            nm = null_model(ms, inp.baseline[at], inp.window[at],
+            nm = null_model(methods[at], inp.baseline[at], inp.window[at],
                             n_reference=inp.reference_n[at],
                             edges=None if inp.edges is None else inp.edges[at])
             pv[at] = nm.pvalue(score[at])

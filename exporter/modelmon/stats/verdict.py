@@ -168,6 +168,10 @@ GRID_PER_DECADE = 8
 #: Simulated nulls kept (each is two floats).
 _CACHE_SIZE = 100_000
 _CACHE: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+#: Limit moments of normed Wasserstein kept, by (proportions, edges): a baseline's rows
+#: are the same at every evaluation, so an evaluation computes only the new ones.
+_W_CACHE_SIZE = 200_000
+_W_CACHE: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
 
 
 def _method(name: str) -> _MethodInfo:
@@ -202,24 +206,29 @@ class NullModel(NamedTuple):
 
     def pvalue(self, score: npt.ArrayLike) -> FloatArray:
         """Probability of a score at least this large under the null."""
-        t = self._statistic(score)
+        t = np.broadcast_to(self._statistic(score), self.n_eff.shape)
+        out = np.where(t > 0, 0.0, 1.0)  # a degenerate law (one bucket): all at 0
+        g = self.shape > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            g = np.where(self.shape > 0, gammaincc(np.where(self.shape > 0, self.shape, 1.0),
-                                                   t / np.where(self.scale > 0, self.scale, 1.0)),
-                         np.where(t > 0, 0.0, 1.0))
-        g = np.where(self.mean_tail, np.maximum(g, 2.0 * ndtr(-t)), g)
-        out: FloatArray = np.where(self.kolmogorov, kolmogorov(t), g)
+            out[g] = gammaincc(self.shape[g], t[g] / self.scale[g])
+            w = self.mean_tail
+            out[w] = np.maximum(out[w], 2.0 * ndtr(-t[w]))
+            k = self.kolmogorov
+            out[k] = kolmogorov(t[k])
         return np.where(np.isnan(self.n_eff) | np.isnan(t), np.nan, out)
 
     def threshold(self, level: npt.ArrayLike) -> FloatArray:
         """The score exceeded with probability ``level`` under the null."""
-        lv = np.clip(np.asarray(level, dtype=np.float64), 1e-300, 1.0)
+        lv = np.broadcast_to(np.clip(np.asarray(level, dtype=np.float64), 1e-300, 1.0),
+                             self.n_eff.shape)
+        t = np.zeros(self.n_eff.shape)
+        g = self.shape > 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            tg = np.where(self.shape > 0,
-                          self.scale * gammainccinv(np.where(self.shape > 0, self.shape, 1.0), lv),
-                          0.0)
-            tg = np.where(self.mean_tail, np.maximum(tg, -ndtri(lv / 2.0)), tg)
-            t = np.where(self.kolmogorov, kolmogi(lv), tg)
+            t[g] = self.scale[g] * gammainccinv(self.shape[g], lv[g])
+            w = self.mean_tail
+            t[w] = np.maximum(t[w], -ndtri(lv[w] / 2.0))
+            k = self.kolmogorov
+            t[k] = kolmogi(lv[k])
             s: FloatArray = (t / (self.c * self.n_eff ** self.a)) ** (1.0 / self.b)
         return s
 
@@ -253,6 +262,23 @@ def _wasserstein_moments(p: FloatArray, edges: FloatArray) -> tuple[FloatArray, 
     cov_abs = e_abs - (2.0 / math.pi) * ss
     var = np.einsum("ri,rij,rj->r", w, cov_abs, w)
     return mean, np.maximum(var, 0.0)
+
+
+def _cached_wasserstein_moments(p: FloatArray, edges: FloatArray
+                                ) -> tuple[FloatArray, FloatArray]:
+    """:func:`_wasserstein_moments`, computed only for rows not seen before."""
+    rows = np.ascontiguousarray(np.concatenate([p, edges], axis=1))
+    keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel().tolist()
+    got = [_W_CACHE.get(k) for k in keys]
+    missing = [i for i, g in enumerate(got) if g is None]
+    if missing:
+        mean, var = _wasserstein_moments(p[missing], edges[missing])
+        for i, m, v in zip(missing, mean.tolist(), var.tolist()):
+            got[i] = _W_CACHE[keys[i]] = (m, v)
+        while len(_W_CACHE) > _W_CACHE_SIZE:
+            _W_CACHE.popitem(last=False)
+    out = np.array(got, dtype=np.float64).reshape(len(keys), 2)
+    return out[:, 0].copy(), out[:, 1].copy()
 
 
 def _grid(n: float) -> tuple[float, float]:
@@ -427,17 +453,16 @@ def null_model(
         if name == "wasserstein_normed":
             if e is None:
                 raise ValueError("wasserstein_normed needs the bucket edges")
-            mean, var = _wasserstein_moments(p[rows_m], e[rows_m])
+            mean, var = _cached_wasserstein_moments(p[rows_m], e[rows_m])
             mean_tail[rows_m] = True
         else:
             dof = np.maximum(k_eff[rows_m] - 1, 0).astype(np.float64)
             mean, var = dof, 2.0 * dof
-        for j, r in enumerate(rows_m.tolist()):
-            if small[r]:
-                er = None if name != "wasserstein_normed" or e is None else e[r]
-                mean[j], var[j] = _interpolated(str(name), p[r], er, float(nn[r]),
-                                                float(big[r]))
-                sim[r] = True
+        for j in np.flatnonzero(small[rows_m]).tolist():
+            r = int(rows_m[j])
+            er = None if name != "wasserstein_normed" or e is None else e[r]
+            mean[j], var[j] = _interpolated(str(name), p[r], er, float(nn[r]), float(big[r]))
+            sim[r] = True
         with np.errstate(invalid="ignore", divide="ignore"):
             shape[rows_m] = np.where(var > 0, mean * mean / np.where(var > 0, var, 1.0), 0.0)
             scale[rows_m] = np.where(mean > 0, var / np.where(mean > 0, mean, 1.0), 0.0)

@@ -5,7 +5,11 @@
   info), summary, description and a runbook_url pointing at its ``## <AlertName>``
   section of alerts/runbook.md (which has no section for an alert that does not exist);
 * every metric an expression reads is in the catalogue, a recording rule of alerts/*.y*ml,
-  or ``up``;
+  or ``up``; every recorded series a dashboard or the docs read is still recorded;
+* the drift alerts read the drift exporter's verdict (``..._detected == 1``), never a fixed
+  score cut-off, and aggregate every exporter series with ``max by`` before joining; the
+  data-quality rate alerts are sample-size aware (at least 10 bad events and a Poisson
+  lower bound on the count);
 * every alert has an ``alert_rule_test`` in the promtool test file, with at least one
   ``exp_alerts: []`` case, and one that fires.
 """
@@ -34,6 +38,7 @@ EXPECTED = {
     "ModelMonFeatureDriftCritical": "critical",
     "ModelMonFeatureSuddenChange": "warning",
     "ModelMonPredictionDrift": "warning",
+    "ModelMonDatasetDrift": "critical",
     "ModelMonSchemaViolations": "warning",
     "ModelMonMissingValuesSpike": "warning",
     "ModelMonNewCategories": "warning",
@@ -54,6 +59,22 @@ EXPECTED = {
 #: Alerts about an exporter or a scrape target rather than a model: job and instance.
 TARGET_LEVEL = {"ModelMonDriftExporterDown", "ModelMonDriftSourceDown",
                 "ModelMonDriftEvaluationsStale"}
+#: Alerts on the drift verdict: (the verdict metric, its reference, the series label).
+VERDICT = {
+    "ModelMonFeatureDrift": ("modelmon_drift_detected", "baseline", "feature"),
+    "ModelMonFeatureDriftCritical": ("modelmon_drift_detected", "baseline", "feature"),
+    "ModelMonFeatureSuddenChange": ("modelmon_drift_detected", "previous", "feature"),
+    "ModelMonPredictionDrift": ("modelmon_prediction_drift_detected", "baseline", "output"),
+}
+#: Data-quality alerts on a share of bad events, with the allowed share (a literal, or the
+#: literal margin over a baseline share) they compare the count's lower bound with.
+RATE = {
+    "ModelMonSchemaViolations": "> 0.01",
+    "ModelMonMissingValuesSpike": "+ 0.05",
+    "ModelMonNewCategories": "+ 0.05",
+    "ModelMonOutOfRange": "> 0.05",
+    "ModelMonUnmatchedLabelsHigh": "> 0.1",
+}
 
 # PromQL words that look like metric names.
 KEYWORDS = {
@@ -149,7 +170,7 @@ def test_alert_conventions(alert):
         if name != "ModelMonSidecarDown":
             # Model alerts keep model and model_version, never a replica label.
             assert not re.search(r"\b(instance|pod)\b", expr), name
-    if "feature" in expr:
+    if re.search(r"\bfeature\b", expr):
         assert "{{ $labels.feature }}" in ann["description"], name
     # The threshold (or margin) is a literal number at the end of a line of the
     # expression, not hidden in a recording rule.
@@ -170,6 +191,84 @@ def test_expressions_read_known_metrics_only():
     for rule in rules():
         for name in metric_names(rule["expr"]):
             assert name in known, (rule.get("alert") or rule.get("record"), name)
+
+
+def test_recorded_series_read_elsewhere_are_still_recorded():
+    """A recording rule name (``level:metric:operations``) that a dashboard, the runbook or
+    the docs read is recorded by a rule file of alerts/."""
+    sources = [*sorted((ROOT / "dashboards").glob("*.json")),
+               *sorted((ROOT / "exporter" / "modelmon" / "dashboards").glob("*.py")),
+               RUNBOOK, ALERTS_DIR / "README.md", ROOT / "docs" / "alerting.md"]
+    read = {(p.name, m) for p in sources if p.exists()
+            for m in re.findall(r"\b[a-z][a-z0-9_]*:modelmon_[a-z0-9_]+:[a-z0-9_]+\b",
+                                p.read_text())}
+    assert read, "no recorded series found: the pattern is broken"
+    recorded = recorded_names()
+    assert sorted((f, m) for f, m in read if m not in recorded) == []
+
+
+def _by_name() -> dict[str, dict]:
+    return {a["alert"]: a for a in alerts()}
+
+
+@pytest.mark.parametrize("name", sorted(VERDICT))
+def test_drift_alerts_read_the_verdict(name):
+    """The verdict decides: ``<verdict> == 1`` for the alert's reference, the value is the
+    score of the verdict method (joined with its threshold on every label, ``method``
+    included), and no fixed score cut-off such as the old PSI levels is left."""
+    metric, reference, series = VERDICT[name]
+    expr = _by_name()[name]["expr"]
+    assert re.search(rf"max by \(model, model_version, {series}\) \({metric}"
+                     rf'\{{reference="{reference}"\}}\) == 1\s*$', expr), expr
+    score = metric.replace("_detected", "_score")
+    threshold = metric.replace("_detected", "_threshold")
+    key = f"model, model_version, {series}, method, reference"
+    assert f'max by ({key}) ({score}{{reference="{reference}"}})' in expr
+    assert f'max by ({key}) ({threshold}{{reference="{reference}"}})' in expr
+    assert f"on ({key})" in expr
+    assert "method=" not in expr and "psi" not in expr
+    description = _by_name()[name]["annotations"]["description"]
+    assert "$value" in description and threshold in description  # score and threshold
+
+
+def test_critical_drift_is_twice_the_threshold():
+    expr = _by_name()["ModelMonFeatureDriftCritical"]["expr"]
+    assert re.search(r"modelmon_drift_score\{[^}]*\}\)\s*/ on \([^)]*\)\s*"
+                     r"max by \([^)]*\) \(modelmon_drift_threshold\{[^}]*\}\)\s*>= 2\s*$",
+                     expr, re.M), expr
+    assert _by_name()["ModelMonFeatureDriftCritical"]["for"] == "2h"
+
+
+def test_dataset_drift_is_half_the_features():
+    alert = _by_name()["ModelMonDatasetDrift"]
+    assert re.match(r'max by \(model, model_version\) \(modelmon_drift_share'
+                    r'\{reference="baseline"\}\) >= 0\.5\s*$', alert["expr"], re.M)
+    assert alert["for"] == "30m"
+    assert alert["labels"]["severity"] == "critical"
+
+
+def test_exporter_series_are_aggregated_before_joining():
+    """Drift exporter replicas export the same series with their own ``instance``: every
+    drift exporter metric an alert reads is wrapped in ``max by (...)`` at once."""
+    for alert in alerts():
+        for m in re.finditer(r"\b(modelmon_(?:prediction_)?drift_\w+)\{", alert["expr"]):
+            before = alert["expr"][:m.start()]
+            assert re.search(r"max by \([^)]*\) \($", before), (alert["alert"], m.group(1))
+
+
+@pytest.mark.parametrize("name", sorted(RATE))
+def test_rate_alerts_are_sample_size_aware(name):
+    """At least 10 bad events x, and the Poisson lower bound x - 3 sqrt(x) of the count
+    over the window's n events above the allowed share; the value stays the share x / n."""
+    expr = _by_name()[name]["expr"]
+    count = re.search(r"^(\S+:increase\d+[mh])\s*>= 10\s*$", expr, re.M)
+    assert count, expr
+    x = count.group(1)
+    assert f"{x}\n" in expr and f"- 3 * sqrt({x})" in expr
+    assert re.search(rf"{re.escape(RATE[name])}\s*$", expr, re.M), expr  # the allowed share
+    recorded = {r["record"]: r["expr"] for r in rules() if "record" in r}
+    assert x in recorded and "increase(" in recorded[x]
+    assert "rate(" not in expr
 
 
 def test_every_alert_is_unit_tested_both_ways():

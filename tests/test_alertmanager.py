@@ -4,7 +4,7 @@
 * the routing cases of alerts/tests/alertmanager/routes.yaml hold
   (``amtool config routes test --verify.receivers``), and every modelmon alert reaches
   the receiver of its severity;
-* the inhibit rules name only modelmon alerts, "drift alerts" are exactly the five drift
+* the inhibit rules name only modelmon alerts, "drift alerts" are exactly the six drift
   alerts, and every notification template renders (``amtool template render``);
 * a real Alertmanager running the example, with its receivers rewritten to a webhook on
   loopback (generated from the example file, not copied): ModelMonNoTraffic inhibits the
@@ -38,6 +38,7 @@ RULES = ROOT / "alerts" / "modelmon-rules.yaml"
 #: The modelmon alerts and their severity (alerts/modelmon-rules.yaml).
 ALERTS = {
     "ModelMonFeatureDriftCritical": "critical",
+    "ModelMonDatasetDrift": "critical",
     "ModelMonAccuracyDrop": "critical",
     "ModelMonSidecarDown": "critical",
     **{name: "warning" for name in (
@@ -50,7 +51,7 @@ ALERTS = {
         "ModelMonDriftEvaluationsStale")},
 }
 DRIFT = {"ModelMonFeatureDrift", "ModelMonFeatureDriftCritical", "ModelMonFeatureSuddenChange",
-         "ModelMonPredictionDrift", "ModelMonEstimatedPerformanceDrop"}
+         "ModelMonPredictionDrift", "ModelMonDatasetDrift", "ModelMonEstimatedPerformanceDrop"}
 RECEIVER_OF = {"critical": "pager", "warning": "chat", "info": "null"}
 #: Labels of the alerts without a model (everything else has model, model_version).
 UNMODELLED = {
@@ -424,28 +425,31 @@ def test_no_traffic_inhibits_drift_of_its_model_only(alertmanager, webhook):
         alert("ModelMonFeatureSuddenChange", model="fraud", model_version="3", feature="amount"),
         alert("ModelMonPredictionDrift", model="fraud", model_version="3", output="score"),
         alert("ModelMonEstimatedPerformanceDrop", model="fraud", model_version="3"),
+        alert("ModelMonDatasetDrift", model="fraud", model_version="3"),
         # not inhibited: another version, another model, not a drift alert
         alert("ModelMonFeatureDrift", model="fraud", model_version="2", feature="amount"),
         alert("ModelMonFeatureDrift", model="churn", model_version="3", feature="amount"),
+        alert("ModelMonDatasetDrift", model="churn", model_version="3"),
         alert("ModelMonSchemaViolations", model="fraud", model_version="3", feature="country"),
     ]
     post_source_first(alertmanager, posted)
-    current = settle(alertmanager, posted, {i: 0 for i in range(1, 6)})
-    assert_inhibition(current, posted, set(range(1, 6)))
+    current = settle(alertmanager, posted, {i: 0 for i in range(1, 7)})
+    assert_inhibition(current, posted, set(range(1, 7)))
 
-    # Notifications: the uninhibited groups reach chat; the inhibited ones, including the
-    # critical drift of fraud/3, reach nobody.
+    # Notifications: the uninhibited groups reach chat (the dataset drift of churn, the
+    # pager); the inhibited ones, including the critical drifts of fraud/3, reach nobody.
     def notified(path: str, **labels: str) -> bool:
         return any(all(a["labels"].get(k) == v for k, v in labels.items())
                    for p in webhook.payloads(path) for a in p["alerts"])
 
     wait_until(lambda: notified("/chat", alertname="ModelMonFeatureDrift", model="churn")
+               and notified("/pager", alertname="ModelMonDatasetDrift", model="churn")
                and notified("/chat", alertname="ModelMonFeatureDrift", model_version="2")
                and notified("/chat", alertname="ModelMonNoTraffic")
                and notified("/chat", alertname="ModelMonSchemaViolations"),
                "chat notifications", alertmanager)
     time.sleep(2.5)  # > group_wait + group_interval of the test config
-    for p in posted[1:6]:
+    for p in posted[1:7]:
         assert not any(notified(path, **p["labels"]) for path in ("/chat", "/pager", "/default"))
 
 
@@ -460,14 +464,15 @@ def test_drift_source_or_exporter_down_inhibits_drift_of_every_model(alertmanage
         alert("ModelMonFeatureSuddenChange", model="ranker", model_version="7", feature="q"),
         alert("ModelMonPredictionDrift", model="ranker", model_version="7", output="score"),
         alert("ModelMonEstimatedPerformanceDrop", model="fraud", model_version="2"),
+        alert("ModelMonDatasetDrift", model="ranker", model_version="7"),
         # not drift alerts: not inhibited
         alert("ModelMonNoTraffic", model="fraud", model_version="4"),
         alert("ModelMonAccuracyDrop", model="churn", model_version="1"),
         alert("ModelMonDriftEvaluationsStale", job="modelmon-drift", instance="drift:10382"),
     ]
     alertmanager.post_alerts(posted)
-    current = settle(alertmanager, posted, {i: 0 for i in range(1, 7)})
-    assert_inhibition(current, posted, set(range(1, 7)))
+    current = settle(alertmanager, posted, {i: 0 for i in range(1, 8)})
+    assert_inhibition(current, posted, set(range(1, 8)))
 
 
 @pytest.mark.integration

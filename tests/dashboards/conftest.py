@@ -24,6 +24,9 @@ The scenario, in seconds since the traffic began (``Populated.start``):
   detect); the price model's error grows.
 * The drifted traffic keeps running in the background until the fixture ends, so every
   rate stays non-zero while the tests query.
+* Throughout, ``garden_area`` of ``price`` (a flat with a garden: 4 % of the events, as in
+  training) stays below the drift exporter's ``MIN_SAMPLES`` in every window: its window
+  samples are exported but no verdict ("too few samples").
 
 Everything random is seeded; only timing varies.
 """
@@ -72,6 +75,11 @@ JOIN_TTL = 4.0
 DRIFT_WINDOW = 15
 #: Scaled-down rule durations (``shortened(path, RULE_SCALE)``).
 RULE_SCALE = 360
+#: The drift exporter's --min-samples: loan 1 (200 events a second) passes it in about a
+#: second, ``garden_area`` (about 4 a second) never.
+MIN_SAMPLES = 200
+#: Share of the flats with a garden (``garden_area`` missing for the others).
+GARDEN_SHARE = 0.04
 
 REGIONS = ("northeast", "midwest", "south", "west")
 CITIES = ("paris", "lyon", "lille", "nice")
@@ -88,6 +96,8 @@ SCENARIOS: tuple[dict[str, str], ...] = (
     {"name": "loan-v2", "model": "loan", "model_version": "2", "feature": "employment_years",
      "output": "p_default", "segment": "all", "window": "1h"},
     {"name": "price", "model": "price", "model_version": "1", "feature": "area",
+     "output": "price_estimate", "segment": "city=paris", "window": "1h"},
+    {"name": "price-sparse", "model": "price", "model_version": "1", "feature": "garden_area",
      "output": "price_estimate", "segment": "city=paris", "window": "1h"},
 )
 
@@ -111,7 +121,8 @@ def loan_baseline(version: str, seed: int) -> Baseline:
 
 
 def price_rows(rng: np.random.Generator, n: int, drifted: bool = False) -> dict[str, np.ndarray]:
-    """Flats: area, rooms, city, age; the model's estimate and the sale price."""
+    """Flats: area, rooms, city, age, garden area (most have none: missing); the model's
+    estimate and the sale price."""
     area = np.round(rng.lognormal(4.4, 0.35, n) * (1.6 if drifted else 1.0), 1)
     rooms = (rng.poisson(2.0, n) + 1).astype(float)
     city = rng.choice(CITIES, n, p=[0.4, 0.25, 0.2, 0.15])
@@ -121,8 +132,10 @@ def price_rows(rng: np.random.Generator, n: int, drifted: bool = False) -> dict[
     estimate = np.round(value * rng.lognormal(0.0, 0.08, n), 0)
     # concept drift: the market moved, the model did not
     sale = np.round(value * (1.4 if drifted else 1.0) * rng.lognormal(0.0, 0.08, n), 0)
+    garden = np.where(rng.random(n) < GARDEN_SHARE, np.round(rng.gamma(3.0, 30.0, n), 1),
+                      np.nan)
     return {"area": area, "rooms": rooms, "city": city, "age_years": age,
-            "price_estimate": estimate, "sale_price": sale}
+            "garden_area": garden, "price_estimate": estimate, "sale_price": sale}
 
 
 def price_baseline() -> Baseline:
@@ -232,7 +245,8 @@ class PriceStream:
         for i in range(n):
             self.seq += 1
             eid = f"price-{self.seq}"
-            feats = {k: _plain(rows[k][i]) for k in ("area", "rooms", "city", "age_years")}
+            feats = {k: _plain(rows[k][i])
+                     for k in ("area", "rooms", "city", "age_years", "garden_area")}
             if drifted and i == 0:
                 feats["rooms"] = None  # missing
             events.append({"id": eid, "timestamp": now, "features": feats,
@@ -421,7 +435,8 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Populated]:
                           [lv.url.removeprefix("http://") for lv in (loan1, loan2, price)]
                           + [f"127.0.0.1:{exporter_port}"], rule_files=rules)
         stack.callback(prom.stop)
-        svc = DriftQueryService(prom.url, window=DRIFT_WINDOW, interval=1, min_samples=200)
+        svc = DriftQueryService(prom.url, window=DRIFT_WINDOW, interval=1,
+                                min_samples=MIN_SAMPLES)
         svc.serve("127.0.0.1", exporter_port)
         stack.callback(svc.stop)
         traffic = Traffic([(loan1.url, LoanStream("1", 301, 40)),
@@ -472,6 +487,10 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Populated]:
         wait("unmatched labels", 'sum(modelmon_labels_unmatched_total)')
         wait("__other__ categories",
              'sum(modelmon_feature_category_total{model="loan",category="__other__"})')
+        wait("garden_area of price: window samples, too few for a verdict",
+             'modelmon_drift_window_samples{model="price",feature="garden_area",'
+             'reference="baseline"} unless on (model, model_version, feature, reference) '
+             "modelmon_drift_detected", _present)
         deadline = time.monotonic() + 60
         while (missing := _missing_families(prom)) and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -214,16 +214,44 @@ def test_layout_fits_the_grid_without_overlap(dash: dict[str, Any]) -> None:
                 cells[(x, y)] = p["title"]
 
 
+def _steps(p: dict[str, Any]) -> list[float]:
+    return [s["value"] for s in p["fieldConfig"]["defaults"]["thresholds"]["steps"]][1:]
+
+
+def _panel(d: dict[str, Any], title: str) -> dict[str, Any]:
+    return next(p for p in panels(d) if p["title"] == title and p["type"] != "row")
+
+
 def test_alert_thresholds_drawn_match_the_rules() -> None:
-    """The PSI lines on the drift panels are the alert thresholds."""
-    rules = (REPO / "alerts" / "modelmon-rules.yaml").read_text()
-    d = load(DIR / "modelmon-model.json")
-    p = next(p for p in panels(d) if p["title"] == "Feature drift (PSI vs baseline)")
-    steps = [s["value"] for s in p["fieldConfig"]["defaults"]["thresholds"]["steps"]][1:]
-    doc = yaml.safe_load(rules)
-    alerts = {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
-    for name, value in zip(("ModelMonFeatureDrift", "ModelMonFeatureDriftCritical"), steps):
-        assert alerts[name]["expr"].strip().endswith(f"> {value}"), name
+    """The lines on the drift panels are the drift alerts': score / threshold at 1 is the
+    exporter's verdict, which ModelMonFeatureDrift reads, and the critical alert's ratio;
+    the dataset drift share of ModelMonDatasetDrift. No drift panel draws a fixed score."""
+    doc = yaml.safe_load((REPO / "alerts" / "modelmon-rules.yaml").read_text())
+    alerts = {r["alert"]: r["expr"] for g in doc["groups"] for r in g["rules"] if "alert" in r}
+    assert 'modelmon_drift_detected{reference="baseline"}) == 1' in alerts["ModelMonFeatureDrift"]
+    ratio = re.search(r"modelmon_drift_threshold\{[^}]*\}\)\s*>=\s*([0-9.]+)",
+                      alerts["ModelMonFeatureDriftCritical"])
+    share = re.search(r"modelmon_drift_share\{[^}]*\}\)\s*>=\s*([0-9.]+)",
+                      alerts["ModelMonDatasetDrift"])
+    assert ratio and share
+    model, fleet = load(DIR / "modelmon-model.json"), load(DIR / "modelmon-fleet.json")
+    assert _steps(_panel(model, "Feature drift vs threshold (score / threshold)")) == \
+        [1, float(ratio.group(1))]
+    assert _steps(_panel(model, "Dataset drift")) == [float(share.group(1))]
+    assert _steps(_panel(fleet, "Dataset drift by model (share of features drifted)")) == \
+        [float(share.group(1))]
+    column = next(o for o in _panel(fleet, "Models")["fieldConfig"]["overrides"]
+                  if o["matcher"]["options"] == "Dataset drift")
+    steps = next(p["value"]["steps"] for p in column["properties"] if p["id"] == "thresholds")
+    assert [s["value"] for s in steps][1:] == [float(share.group(1))]
+    for f in FILES:
+        for p, t in targets(load(f)):
+            if re.search(r"modelmon_(prediction_)?drift_score\b", t["expr"]) and \
+                    p.get("fieldConfig", {}).get("defaults", {}).get("thresholds"):
+                drawn = _steps(p)
+                assert not drawn or "threshold" in t["expr"] or any(
+                    "threshold" in u["expr"] for u in p["targets"]), \
+                    f"{p['title']} draws fixed lines {drawn} on drift scores"
 
 
 # --- generator, sketches, runbook --------------------------------------------------------

@@ -3,6 +3,10 @@
 Every query reads raw modelmon series (names checked against :mod:`modelmon.catalogue`
 by :func:`~modelmon.dashboards.kit.metric`), so the dashboards work without the
 recording rules of ``alerts/``; where an alert has a threshold, the panel draws it.
+Drift is judged by the drift exporter, not here: its verdict
+(``modelmon_drift_detected``) and the line it drew (``modelmon_drift_threshold``, the
+verdict method's score above which a feature is drifted at the window's size) are
+drawn as they are; no panel has a fixed cut-off of its own for a drift score.
 Replicas are summed (counters) or maxed (gauges and baselines, identical on every
 replica) down to ``model``, ``model_version`` and the panel's own labels.
 """
@@ -13,8 +17,10 @@ from typing import Any
 
 from ..catalogue import ESTIMATED_METRICS, SEGMENT_ALL
 from .kit import (
+    GREY,
     UID_PREFIX,
     Board,
+    State,
     Target,
     gauge_bars,
     heat,
@@ -22,6 +28,7 @@ from .kit import (
     metric,
     stat_panel,
     tbl,
+    timeline,
     ts,
 )
 
@@ -36,15 +43,39 @@ EXPORTER = UID_PREFIX + "exporter"
 #: Selected model and version(s); model_version is a multi-value variable.
 SEL = 'model="$model", model_version=~"$model_version"'
 RI = "$__rate_interval"
-#: Thresholds of the shipped alerts (alerts/modelmon-rules.yaml), drawn on the panels.
-PSI_WARN, PSI_CRIT, PSI_SUDDEN = 0.2, 0.5, 0.25
-PSI_STEPS = ((None, "green"), (PSI_WARN, "orange"), (PSI_CRIT, "red"))
+#: Escalations of the shipped drift alerts (alerts/modelmon-rules.yaml), drawn on the
+#: panels: ModelMonFeatureDriftCritical fires at a score this many times its threshold,
+#: ModelMonDatasetDrift at this share of a model's features drifted.
+DRIFT_CRITICAL_RATIO = 2
+DATASET_DRIFT_SHARE = 0.5
+#: Score / threshold: 1 is the verdict's line (drifted above it), then the critical alert.
+OVER_STEPS = ((None, "green"), (1, "orange"), (DRIFT_CRITICAL_RATIO, "red"))
+SHARE_STEPS = ((None, "green"), (DATASET_DRIFT_SHARE, "red"))
+#: A count of drifted features or outputs, or score / threshold where no alert escalates:
+#: from 1 on, worth a look.
+ONE_STEPS = ((None, "green"), (1, "orange"))
 RATIO_STEPS = ((None, "green"), (0.01, "orange"), (0.05, "red"))
+
+#: Value of the verdict queries while the window is too small for a verdict (the
+#: exporter then exports the window's samples but no ``modelmon_drift_detected``).
+TOO_FEW = -1
+#: The states of a drift verdict panel: the exporter's 1 and 0, and ``TOO_FEW``.
+VERDICT_STATES: tuple[State, ...] = ((1, "drifted", "red"), (0, "stable", "green"),
+                                     (TOO_FEW, "too few samples", GREY))
+#: Outputs have no samples series: a verdict or nothing.
+OUTPUT_STATES: tuple[State, ...] = VERDICT_STATES[:2]
 
 PREDICTIONS = metric("modelmon_predictions_total")
 INFO = metric("modelmon_model_info")
 DRIFT = metric("modelmon_drift_score")
 PDRIFT = metric("modelmon_prediction_drift_score")
+DETECTED = metric("modelmon_drift_detected")
+PDETECTED = metric("modelmon_prediction_drift_detected")
+THRESHOLD = metric("modelmon_drift_threshold")
+PTHRESHOLD = metric("modelmon_prediction_drift_threshold")
+SAMPLES = metric("modelmon_drift_window_samples")
+SHARE = metric("modelmon_drift_share")
+DRIFTED = metric("modelmon_drift_features_drifted")
 CONFUSION = metric("modelmon_confusion_total")
 
 VERSION_VAR_QUERY = f'label_values({INFO}{{model="$model"}}, model_version)'
@@ -68,10 +99,32 @@ def _model_vars(b: Board, *, fleet: bool = False) -> Board:
     return b
 
 
+def _steps(steps: tuple[tuple[float | None, str], ...]) -> dict[str, Any]:
+    """Threshold steps as a field override value (table columns)."""
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
+
+
 def _per_event(numerator: str) -> str:
     """``numerator`` (a per-second rate by some labels) over the model's event rate."""
     return (f"{numerator} / on () group_left () "
             f"(sum(rate({PREDICTIONS}{{{SEL}}}[{RI}])) > 0)")
+
+
+# --- drift verdicts -----------------------------------------------------------------------
+def _verdict(sel: str, by: str) -> str:
+    """The exporter's verdict (1 drifted, 0 stable) per ``by``, or ``TOO_FEW`` where the
+    window has samples but no verdict (fewer than the exporter's --min-samples)."""
+    return (f"max by ({by}) ({DETECTED}{{{sel}}}) or on ({by}) "
+            f"(max by ({by}) ({SAMPLES}{{{sel}}}) * 0 - {-TOO_FEW})")
+
+
+def _over_threshold(score: str, threshold: str, item: str, sel: str, by: str) -> str:
+    """The verdict method's score over its threshold, per ``by``: above 1 the exporter
+    finds the ``item`` (feature or output) drifted. Only the verdict method has a
+    threshold series, so the division keeps its score and drops the other methods'."""
+    on = f"model_version, {item}, method"
+    return (f"max by ({by}) (max by ({on}) ({score}{{{sel}}}) / on ({on}) "
+            f"max by ({on}) ({threshold}{{{sel}}}))")
 
 
 # --- classifier quality from the confusion counters, without recording rules ---------------
@@ -161,11 +214,12 @@ def fleet() -> dict[str, Any]:
                    [Target(f'count(ALERTS{{alertstate="firing", alertname=~"ModelMon.*", '
                            f"{fsel}}})", instant=True)], "none",
                    thresholds=((None, "green"), (1, "red")), no_value="0"),
-        stat_panel("Worst feature drift (PSI)",
-                   "Highest PSI against the baseline of any feature of the selected models; "
-                   f"the warning alert fires above {PSI_WARN}.",
-                   [Target(f'max({DRIFT}{{{fsel}, method="psi", reference="baseline"}})')],
-                   "none", thresholds=PSI_STEPS),
+        stat_panel("Features drifted",
+                   "Features of the selected model versions the drift exporter finds drifted "
+                   "from their baseline now (its verdict: the verdict method's score above "
+                   "the threshold for the window's size).",
+                   [Target(f"sum(max by ({by}) ({DRIFTED}{{{fsel}, "
+                           f'reference="baseline"}}))')], "none", thresholds=ONE_STEPS),
         stat_panel("Drift evaluated", "Time of the drift exporter's last successful "
                    "evaluation (ModelMonDriftEvaluationsStale fires after 10 minutes).",
                    [Target(f"max({metric('modelmon_drift_last_success_timestamp_seconds')})"
@@ -177,12 +231,15 @@ def fleet() -> dict[str, Any]:
     )
     cols = [
         ("Predictions/s", Target(traffic, instant=True, fmt="table")),
-        ("Worst feature PSI", Target(
-            f'max by ({by}) ({DRIFT}{{{fsel}, method="psi", reference="baseline"}})',
+        ("Features drifted", Target(
+            f'max by ({by}) ({DRIFTED}{{{fsel}, reference="baseline"}})',
             instant=True, fmt="table")),
-        ("Worst output PSI", Target(
-            f'max by ({by}) ({PDRIFT}{{{fsel}, method="psi", reference="baseline"}})',
+        ("Dataset drift", Target(
+            f'max by ({by}) ({SHARE}{{{fsel}, reference="baseline"}})',
             instant=True, fmt="table")),
+        ("Outputs drifted", Target(
+            f"sum by ({by}) (max by ({by}, output) ({PDETECTED}{{{fsel}, "
+            f'reference="baseline"}}))', instant=True, fmt="table")),
         ("Schema violations", Target(
             f"(sum by ({by}) (rate({metric('modelmon_schema_violations_total')}{{{fsel}}}"
             f"[{RI}])) or 0 * {traffic}) / ({traffic} > 0)", instant=True, fmt="table")),
@@ -199,9 +256,11 @@ def fleet() -> dict[str, Any]:
     rename = {f"Value #{chr(ord('A') + i)}": name for i, (name, _) in enumerate(cols)}
     b.row(
         "Models",
-        tbl("Models", "One row per model version. PSI above 0.2 is drift (warning alert), "
-            "above 0.5 severe. Accuracy is over the last hour of labels; the estimate comes "
-            "from the live scores and the training calibration before labels arrive.",
+        tbl("Models", "One row per model version. Features and outputs drifted from their "
+            "baseline by the drift exporter's verdict; dataset drift is the share of the "
+            f"features drifted (critical alert from {DATASET_DRIFT_SHARE:.0%}). Accuracy is "
+            "over the last hour of labels; the estimate comes from the live scores and the "
+            "training calibration before labels arrive.",
             [t for _, t in cols], "none", h=10,
             transformations=[
                 {"id": "merge"},
@@ -213,22 +272,20 @@ def fleet() -> dict[str, Any]:
             overrides=[
                 ("model", [("links", [link("Open ${__value.raw}", MODEL, _MODEL_PARAMS)])]),
                 ("Predictions/s", [("unit", "reqps")]),
-                ("Worst feature PSI", [("decimals", 3),
-                                       ("custom.cellOptions", {"type": "color-background"}),
-                                       ("thresholds", {"mode": "absolute", "steps": [
-                                           {"color": "green", "value": None},
-                                           {"color": "orange", "value": PSI_WARN},
-                                           {"color": "red", "value": PSI_CRIT}]})]),
-                ("Worst output PSI", [("decimals", 3)]),
+                ("Features drifted", [("custom.cellOptions", {"type": "color-background"}),
+                                      ("thresholds", _steps(ONE_STEPS))]),
+                ("Dataset drift", [("unit", "percentunit"),
+                                   ("custom.cellOptions", {"type": "color-background"}),
+                                   ("thresholds", _steps(SHARE_STEPS))]),
+                ("Outputs drifted", [("custom.cellOptions", {"type": "color-background"}),
+                                     ("thresholds", _steps(ONE_STEPS))]),
                 ("Schema violations", [("unit", "percentunit")]),
                 ("Accuracy (labels)", [("unit", "percentunit"),
                                        ("links", [link("Performance", PERFORMANCE,
                                                        _MODEL_PARAMS)])]),
                 ("Estimated accuracy", [("unit", "percentunit")]),
                 ("Firing alerts", [("custom.cellOptions", {"type": "color-background"}),
-                                   ("thresholds", {"mode": "absolute", "steps": [
-                                       {"color": "green", "value": None},
-                                       {"color": "red", "value": 1}]})]),
+                                   ("thresholds", _steps(((None, "green"), (1, "red"))))]),
             ]),
         tbl("Alerts firing now", "ModelMon alerts firing now, with their labels.",
             [Target(f'max by (alertname, severity, model, model_version, feature, output, '
@@ -241,11 +298,14 @@ def fleet() -> dict[str, Any]:
         "Trends",
         ts("Predictions per second by model", "Traffic per model version.",
            [Target(traffic, "{{model}} {{model_version}}")], "reqps"),
-        ts("Worst feature drift by model (PSI vs baseline)",
-           "Highest PSI of any feature, per model version.",
-           [Target(f'max by ({by}) ({DRIFT}{{{fsel}, method="psi", reference="baseline"}})',
-                   "{{model}} {{model_version}}")], "none",
-           thresholds=PSI_STEPS, minv=0),
+        ts("Dataset drift by model (share of features drifted)",
+           "Share of each model version's features drifted from their baseline by the "
+           "drift exporter's verdict (features with too few samples for a verdict left "
+           f"out); the critical alert fires from {DATASET_DRIFT_SHARE:.0%} (and at least "
+           "2 features) for 30 minutes.",
+           [Target(f'max by ({by}) ({SHARE}{{{fsel}, reference="baseline"}})',
+                   "{{model}} {{model_version}}")], "percentunit",
+           thresholds=SHARE_STEPS, minv=0, maxv=1),
     )
     return b.build()
 
@@ -253,8 +313,9 @@ def fleet() -> dict[str, Any]:
 # =========================================================================================
 def model() -> dict[str, Any]:
     b = _model_vars(Board(MODEL, "ModelMon / Model",
-                          "One model: traffic and latency, drift of every feature and output, "
-                          "data quality. Alert annotations mark firing ModelMon alerts.",
+                          "One model: traffic and latency, the drift verdict on every feature "
+                          "and output and their scores against the thresholds, data quality. "
+                          "Alert annotations mark firing ModelMon alerts.",
                           ["model"]))
     b.query_var("output", "Output",
                 f'label_values({metric("modelmon_prediction_value_count")}'
@@ -297,38 +358,79 @@ def model() -> dict[str, Any]:
                            f'model="$model"}})', instant=True)], "none", w=8,
                    thresholds=((None, "green"), (1, "red")), no_value="0"),
     )
-    top = Target(f'topk(10, max by (feature) ({DRIFT}{{{SEL}, method="psi", '
-                 f'reference="baseline"}}))', "{{feature}}", instant=True)
+    base = f'{SEL}, reference="baseline"'
+    prev = f'{SEL}, reference="previous"'
+    over = _over_threshold(DRIFT, THRESHOLD, "feature", base, "feature")
+    top = Target(f"topk(10, {over})", "{{feature}}", instant=True)
     b.row(
         "Drift",
-        ts("Feature drift (PSI vs baseline)",
-           f"PSI of every feature against its training baseline. Warning alert above "
-           f"{PSI_WARN} for 30 minutes, critical above {PSI_CRIT} for 2 hours.",
-           [Target(f'max by (feature) ({DRIFT}{{{SEL}, method="psi", '
-                   f'reference="baseline"}})', "{{feature}}")], "none",
-           thresholds=PSI_STEPS, minv=0),
-        gauge_bars("Top drifting features (PSI vs baseline)",
-                   "The ten features furthest from their baseline now. Click a bar to "
-                   "open the feature.", [top], "none", thresholds=PSI_STEPS,
+        stat_panel("Features drifted", "Features the drift exporter finds drifted from "
+                   "their baseline now, per version: the verdict method's score is above the "
+                   "threshold for the window's size (modelmon_drift_detected).",
+                   [Target(f"max by (model_version) ({DRIFTED}{{{base}}})",
+                           "{{model_version}}")], "none", w=6, thresholds=ONE_STEPS),
+        stat_panel("Dataset drift", "Share of the features with a verdict that drifted "
+                   "from their baseline, per version. The critical alert fires from "
+                   f"{DATASET_DRIFT_SHARE:.0%} (and at least 2 features) for 30 minutes.",
+                   [Target(f"max by (model_version) ({SHARE}{{{base}}})",
+                           "{{model_version}}")], "percentunit", w=6,
+                   thresholds=SHARE_STEPS),
+        stat_panel("Outputs drifted", "Model outputs (scores, values, the predicted class) "
+                   "the drift exporter finds drifted from training now, per version.",
+                   [Target(f"sum by (model_version) (max by (model_version, output) "
+                           f"({PDETECTED}{{{base}}}))", "{{model_version}}")], "none", w=6,
+                   thresholds=ONE_STEPS),
+        stat_panel("Features without a verdict", "Features whose current window holds "
+                   "fewer samples than the drift exporter's --min-samples: no score and no "
+                   "verdict until more traffic comes.",
+                   [Target(f"count by (model_version) (max by (model_version, feature) "
+                           f"({SAMPLES}{{{base}}}) unless on (model_version, feature) "
+                           f"max by (model_version, feature) ({DETECTED}{{{base}}}))",
+                           "{{model_version}}")], "none", w=6,
+                   thresholds=((None, "green"), (1, GREY)), no_value="0"),
+        timeline("Drift verdict per feature", "The drift exporter's verdict on each feature "
+                 "against its baseline: drifted, stable, or too few samples in the window "
+                 "for a verdict. With several versions selected, a feature is drifted when "
+                 "it is in one of them. ModelMonFeatureDrift fires after 30 minutes drifted.",
+                 [Target(_verdict(base, "feature"), "{{feature}}")], VERDICT_STATES, h=10),
+        ts("Feature drift vs threshold (score / threshold)",
+           "Each feature's score of its verdict method (normed Wasserstein for numbers, "
+           "Jensen-Shannon for categories by default) over the threshold the exporter "
+           "drew for the window's size: drifted above 1; ModelMonFeatureDriftCritical "
+           f"fires at {DRIFT_CRITICAL_RATIO} for 2 hours. The feature dashboard draws "
+           "the score and its threshold.",
+           [Target(over, "{{feature}}")], "none", thresholds=OVER_STEPS, minv=0),
+        gauge_bars("Top drifting features (score / threshold)",
+                   "The ten features furthest above (or closest to) their drift threshold "
+                   "now. Click a bar to open the feature.", [top], "none",
+                   thresholds=OVER_STEPS,
                    links=[link("Feature ${__field.labels.feature}", FEATURE,
                                f"{_KEEP}&var-feature=${{__field.labels.feature}}")]),
+        ts("Feature change vs previous window",
+           "Verdict method's score between the last window and the one before, over its "
+           "threshold (two live windows: a higher threshold than against the baseline). "
+           "Above 1 the exporter finds a sudden change; ModelMonFeatureSuddenChange fires "
+           "after 10 minutes.",
+           [Target(_over_threshold(DRIFT, THRESHOLD, "feature", prev, "feature"),
+                   "{{feature}}")], "none", thresholds=ONE_STEPS, minv=0, h=10),
         heat("Drift heatmap ($method vs baseline)",
              "One row per feature, one cell per evaluation; darker is further from "
-             "the baseline.",
+             "the baseline (any method: the scores of methods other than a feature's "
+             "verdict method have no threshold).",
              [Target(f'max by (feature) ({DRIFT}{{{SEL}, method="$method", '
-                     f'reference="baseline"}})', "{{feature}}")], "short", w=24, h=10),
-        ts("Feature change vs previous window",
-           f"PSI between the last window and the one before: sudden changes (alert above "
-           f"{PSI_SUDDEN} for 10 minutes).",
-           [Target(f'max by (feature) ({DRIFT}{{{SEL}, method="psi", '
-                   f'reference="previous"}})', "{{feature}}")], "none",
-           thresholds=((None, "green"), (PSI_SUDDEN, "red")), minv=0),
-        ts("Prediction drift (PSI vs baseline)",
-           "PSI of every model output (scores, values, the predicted class) against "
-           "training.",
-           [Target(f'max by (output) ({PDRIFT}{{{SEL}, method="psi", '
-                   f'reference="baseline"}})', "{{output}}")], "none",
-           thresholds=PSI_STEPS, minv=0),
+                     f'reference="baseline"}})', "{{feature}}")], "short", w=12, h=10),
+        timeline("Prediction drift verdict per output",
+                 "The drift exporter's verdict on each model output (scores, values, the "
+                 "predicted class) against training. A gap: no verdict (too few samples in "
+                 "the window, or no baseline). ModelMonPredictionDrift fires after 30 "
+                 "minutes drifted.",
+                 [Target(f"max by (output) ({PDETECTED}{{{base}}})", "{{output}}")],
+                 OUTPUT_STATES, w=12),
+        ts("Prediction drift vs threshold (score / threshold)",
+           "Each output's score of its verdict method against training, over its "
+           "threshold: drifted above 1.",
+           [Target(_over_threshold(PDRIFT, PTHRESHOLD, "output", base, "output"),
+                   "{{output}}")], "none", thresholds=ONE_STEPS, minv=0),
     )
     cls = metric("modelmon_predicted_class_total")
     b.row(
@@ -383,23 +485,27 @@ def model() -> dict[str, Any]:
 # =========================================================================================
 def feature() -> dict[str, Any]:
     b = _model_vars(Board(FEATURE, "ModelMon / Feature",
-                          "One feature of one model: its live distribution next to the "
-                          "baseline, every drift method against both references, category "
-                          "shares, missing and out-of-range values.", ["feature"]))
+                          "One feature of one model: its drift verdict and the verdict "
+                          "method's score against its threshold, its live distribution next "
+                          "to the baseline, every drift method against both references, "
+                          "category shares, missing and out-of-range values.", ["feature"]))
     b.query_var("feature", "Feature",
                 f'label_values({metric("modelmon_feature_missing_total")}{{model="$model"}}'
                 ", feature)")
     b.alert_annotations(', model="$model", feature="$feature"')
     fs = f'{SEL}, feature="$feature"'
     drift_by = "max by (method) ({m}{{{fs}, reference=\"{r}\", method!~\".*_pvalue\"}})"
+    base = f'{fs}, reference="baseline"'
     b.row(
         "Now",
-        stat_panel("PSI vs baseline", "Population stability index against training.",
-                   [Target(f'max({DRIFT}{{{fs}, method="psi", reference="baseline"}})')],
-                   "none", thresholds=PSI_STEPS),
-        stat_panel("PSI vs previous window", "Against the window before the current one.",
-                   [Target(f'max({DRIFT}{{{fs}, method="psi", reference="previous"}})')],
-                   "none", thresholds=((None, "green"), (PSI_SUDDEN, "red"))),
+        stat_panel("Verdict vs baseline", "The drift exporter's verdict against training: "
+                   "drifted when the verdict method's score is above the threshold for the "
+                   "window's size; too few samples below the exporter's --min-samples.",
+                   [Target(_verdict(base, "reference"))], "none", states=VERDICT_STATES),
+        stat_panel("Verdict vs previous window", "The verdict between the last window and "
+                   "the one before (a sudden change).",
+                   [Target(_verdict(f'{fs}, reference="previous"', "reference"))], "none",
+                   states=VERDICT_STATES),
         stat_panel("Samples in the window", "Live values behind the current drift scores.",
                    [Target(f"max({metric('modelmon_drift_window_samples')}"
                            f'{{{fs}, reference="baseline"}})')], "none"),
@@ -415,6 +521,26 @@ def feature() -> dict[str, Any]:
                            f"{{{fs}}}[{RI}])) / (sum(rate("
                            f"{metric('modelmon_feature_value_count')}{{{fs}}}[{RI}])) > 0)")],
                    "percentunit", thresholds=((None, "green"), (0.05, "red"))),
+    )
+    b.row(
+        "Verdict",
+        ts("Verdict method score vs threshold", "The score of the feature's verdict method "
+           "(normed Wasserstein for numbers, Jensen-Shannon for categories by default) "
+           "against both references, and the threshold the exporter drew for each "
+           "(dashed): the larger of the method's effect-size floor and the score a window "
+           "of this size exceeds by chance only at the feature's false-alarm level. Above "
+           "its line, the feature is drifted. With several versions selected, the highest "
+           "of each.",
+           [Target(f"max by (method, reference) ({DRIFT}{{{fs}}} and on (model, "
+                   f"model_version, feature, method, reference) {THRESHOLD}{{{fs}}})",
+                   "{{method}} vs {{reference}}"),
+            Target(f"max by (method, reference) ({THRESHOLD}{{{fs}}})",
+                   "threshold vs {{reference}}")], "none", w=16, minv=0,
+           dashed="threshold.*", colors=((".*baseline", "blue"), (".*previous", "purple"))),
+        timeline("Drift verdict, both references", "The drift exporter's verdict over "
+                 "time against training and against the previous window.",
+                 [Target(_verdict(fs, "reference"), "vs {{reference}}")], VERDICT_STATES,
+                 w=8),
     )
     b.row(
         "Distribution",

@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     # 12's v2 schema on import.
     warnings.filterwarnings("ignore", "Prefer using dashboardv2", DeprecationWarning)
     from grafana_foundation_sdk.builders import (
-        bargauge, heatmap, stat, table, timeseries)
+        bargauge, heatmap, stat, statetimeline, table, timeseries)
     from grafana_foundation_sdk.builders import common as cb
     from grafana_foundation_sdk.builders import dashboard as db
     from grafana_foundation_sdk.builders import prometheus as prom
@@ -29,7 +29,8 @@ with warnings.catch_warnings():
 
 from ..catalogue import by_name
 
-__all__ = ["metric", "DS", "Board", "Target", "PanelSpec", "UID_PREFIX", "SCHEMA_VERSION"]
+__all__ = ["metric", "DS", "Board", "Target", "PanelSpec", "State", "GREY", "UID_PREFIX",
+           "SCHEMA_VERSION"]
 
 #: Every dashboard uid starts with this; links between dashboards use the uids.
 UID_PREFIX = "modelmon-"
@@ -113,6 +114,17 @@ def _thresholds(steps: Sequence[tuple[float | None, str]]) -> db.ThresholdsConfi
 
 
 GREEN_RED = ((None, "green"),)
+#: Colour of a state that is neither good nor bad (no verdict yet).
+GREY = "#8e8e8e"
+
+#: A value mapping: (value, text shown, colour).
+State = tuple[int, str, str]
+
+
+def _mappings(states: Sequence[State]) -> list[Any]:
+    """One value map: each value shown as its text in its colour."""
+    return [dm.ValueMap(options={str(v): dm.ValueMappingResult(text=text, color=color, index=i)
+                                 for i, (v, text, color) in enumerate(states)})]
 
 
 def _common(p: Any, title: str, desc: str, targets: Iterable[Target], unit: str) -> Any:
@@ -125,9 +137,10 @@ def _common(p: Any, title: str, desc: str, targets: Iterable[Target], unit: str)
 def ts(title: str, desc: str, targets: Sequence[Target], unit: str, *, w: int = 12,
        h: int = 8, thresholds: Sequence[tuple[float | None, str]] | None = None,
        log: bool = False, minv: float | None = None, maxv: float | None = None,
-       dashed: str | None = None) -> PanelSpec:
+       dashed: str | None = None, colors: Sequence[tuple[str, str]] = ()) -> PanelSpec:
     """A time series panel; ``thresholds`` draw dashed lines, ``dashed`` is a regex of
-    series names drawn dashed (the baseline next to the live values)."""
+    series names drawn dashed (the baseline next to the live values), ``colors`` fixes
+    the colour of the series whose names match a regex (a line and its dashed twin)."""
     p = _common(timeseries.Panel(), title, desc, targets, unit)
     p = p.legend(_legend() if w >= 12 else _legend_bottom()).tooltip(_tooltip())
     p = p.line_width(1).fill_opacity(10).show_points(cm.VisibilityMode.NEVER)
@@ -148,6 +161,9 @@ def ts(title: str, desc: str, targets: Sequence[Target], unit: str, *, w: int = 
             dm.DynamicConfigValue(id_val="custom.lineStyle",
                                   value={"fill": "dash", "dash": [10, 10]}),
             dm.DynamicConfigValue(id_val="custom.fillOpacity", value=0)])
+    for regex, color in colors:
+        p = p.override_by_regexp(regex, [
+            dm.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color})])
     return PanelSpec(p, w, h)
 
 
@@ -162,12 +178,28 @@ def _tooltip() -> Any:
 
 def stat_panel(title: str, desc: str, targets: Sequence[Target], unit: str, *, w: int = 4,
                h: int = 4, thresholds: Sequence[tuple[float | None, str]] = GREEN_RED,
-               no_value: str | None = None) -> PanelSpec:
+               no_value: str | None = None, states: Sequence[State] = ()) -> PanelSpec:
+    """A stat; with ``states`` it shows the mapped text of the last value (no sparkline)."""
     p = _common(stat.Panel(), title, desc, targets, unit)
     p = p.thresholds(_thresholds(thresholds)).color_mode(cm.BigValueColorMode.BACKGROUND)
-    p = p.reduce_options(_reduce("lastNotNull")).graph_mode(cm.BigValueGraphMode.AREA)
+    p = p.reduce_options(_reduce("lastNotNull")).graph_mode(
+        cm.BigValueGraphMode.NONE if states else cm.BigValueGraphMode.AREA)
+    if states:
+        p = p.mappings(_mappings(states))
     if no_value is not None:
         p = p.no_value(no_value)
+    return PanelSpec(p, w, h)
+
+
+def timeline(title: str, desc: str, targets: Sequence[Target], states: Sequence[State], *,
+             w: int = 24, h: int = 8) -> PanelSpec:
+    """A state timeline: one row per series, each value drawn as its mapped state, the
+    states and their colours in the legend."""
+    p = _common(statetimeline.Panel(), title, desc, targets, "none")
+    p = p.mappings(_mappings(states)).thresholds(_thresholds(((None, GREY),)))
+    p = p.color_scheme(db.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+    p = p.show_value(cm.VisibilityMode.NEVER).merge_values(True).row_height(0.9)
+    p = p.fill_opacity(80).line_width(0).legend(_legend_bottom()).tooltip(_tooltip())
     return PanelSpec(p, w, h)
 
 

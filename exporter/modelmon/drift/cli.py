@@ -312,13 +312,8 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     window, interval, min_samples = _common_window(args, env, DEFAULTS)
     timeout = _duration(args, env, "timeout", DEFAULTS)
     host, port, web_config = _listen_and_web(args, env)
-    file = FileSettings(DRIFT_METHODS, {}, DEFAULT_VERDICT)
-    cfg_path, cfg_where = _optional(args, env, "drift_config")
+    file, cfg_path, cfg_where = _config_file(args, env)
     if cfg_path is not None:
-        try:
-            file = load_config_file(cfg_path)
-        except ConfigError as exc:
-            raise ConfigError(f"{cfg_where}: {exc}") from None
         for name, ms in file.models.items():
             for key in ("window", "min_samples", "methods"):
                 if getattr(ms, key) is not None:
@@ -385,6 +380,18 @@ def _listen_and_web(args: argparse.Namespace,
         except WebConfigError as exc:
             raise ConfigError(f"{src}: {exc}") from None
     return host, port, web_config
+
+
+def _config_file(args: argparse.Namespace,
+                 env: Mapping[str, str]) -> tuple[FileSettings, str | None, str]:
+    """``(settings, path, where)`` of ``--config``; the defaults and None when not given."""
+    path, where = _optional(args, env, "drift_config")
+    if path is None:
+        return FileSettings(DRIFT_METHODS, {}, DEFAULT_VERDICT), None, where
+    try:
+        return load_config_file(path), path, where
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _readable(path: str, where: str) -> str:
@@ -498,13 +505,7 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
         insecure_skip_verify=insecure, timeout=min(timeout, interval))
 
     # per-model config file
-    file = FileSettings(DRIFT_METHODS, {}, DEFAULT_VERDICT)
-    cfg_path, cfg_where = _optional(args, env, "drift_config")
-    if cfg_path is not None:
-        try:
-            file = load_config_file(cfg_path)
-        except ConfigError as exc:
-            raise ConfigError(f"{cfg_where}: {exc}") from None
+    file, cfg_path, _ = _config_file(args, env)
     methods, models = file.methods, file.models
 
     # baseline overrides

@@ -423,8 +423,9 @@ def test_exporter_credentials_and_url_from_an_existing_secret(render) -> None:
 def test_scrape_mode_reads_the_standalone_sidecar(render) -> None:
     args = _exporter(render(_ci("scrape-mode")))["args"]
     assert "--scrape=http://mm-modelmon-sidecar.ml.svc:10380/metrics" in args
-    assert not any(a.startswith(("--prometheus", "--baseline", "--config")) for a in args)
+    assert not any(a.startswith(("--prometheus", "--baseline")) for a in args)
     assert "--timeout=5s" in args
+    assert "--config=/etc/modelmon/drift/config.yaml" in args  # the verdict settings
 
 
 # --- the rendered settings resolve with modelmon's own configuration code --------------------

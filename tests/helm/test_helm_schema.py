@@ -39,7 +39,8 @@ def test_default_values_are_valid() -> None:
 
 def test_schema_and_values_yaml_have_the_same_keys() -> None:
     """Every key of values.yaml is in the schema, and every key of an object the chart owns
-    (additionalProperties: false) is in values.yaml."""
+    (additionalProperties: false) is in values.yaml, unless its default is ``{}``: a section
+    of optional keys whose absence means the program's defaults (exporter.driftConfig.verdict)."""
     extra_ok = {"global", "initialDelaySeconds", "successThreshold",
                 "terminationGracePeriodSeconds"}
     problems: list[str] = []
@@ -54,7 +55,7 @@ def test_schema_and_values_yaml_have_the_same_keys() -> None:
                 problems.append(f"{path}{k}: in values.yaml, not in the schema")
             else:
                 walk(v, props[k], f"{path}{k}.")
-        if node.get("additionalProperties") is False:
+        if node.get("additionalProperties") is False and values:
             for k in props:
                 if k not in values and k not in extra_ok:
                     problems.append(f"{path}{k}: in the schema, not in values.yaml")
@@ -85,6 +86,24 @@ BAD = [
     ({"exporter": {"window": "15 minutes"}}, "/exporter/window", "pattern"),
     ({"exporter": {"driftConfig": {"methods": ["psi", "bogus"]}}},
      "/exporter/driftConfig/methods/1", "must be one of"),
+    ({"exporter": {"driftConfig": {"verdict": {"alpha": 1.5}}}},
+     "/exporter/driftConfig/verdict/alpha", "exclusiveMaximum"),
+    ({"exporter": {"driftConfig": {"verdict": {"alpha": 0}}}},
+     "/exporter/driftConfig/verdict/alpha", "exclusiveMinimum"),
+    ({"exporter": {"driftConfig": {"verdict": {"method": "energy"}}}},
+     "/exporter/driftConfig/verdict/method", "must be one of 'wasserstein_normed'"),
+    ({"exporter": {"driftConfig": {"models": {"loan": {"verdict": {"method": "chi2_pvalue"}}}}}},
+     "/exporter/driftConfig/models/loan/verdict/method", "must be one of"),
+    ({"exporter": {"driftConfig": {"verdict": {"method": {"categorical": "ks"}}}}},
+     "/exporter/driftConfig/verdict/method/categorical", "must be one of 'jensen_shannon'"),
+    ({"exporter": {"driftConfig": {"verdict": {"effect": {"energy": 0.1}}}}},
+     "invalid propertyName 'energy'", "must be one of"),
+    ({"exporter": {"driftConfig": {"verdict": {"method": "psi", "effect": -0.1}}}},
+     "/exporter/driftConfig/verdict/effect", "minimum"),
+    ({"exporter": {"driftConfig": {"verdict": {"effect": 0.1}}}},
+     "/exporter/driftConfig/verdict", "missing property 'method'"),
+    ({"exporter": {"driftConfig": {"models": {"loan": {"verdict": {"alhpa": 0.01}}}}}},
+     "/exporter/driftConfig/models/loan/verdict", "additional properties 'alhpa' not allowed"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", "must be one of"),
     ({"baselines": {"bad name": BASELINE}}, "invalid propertyName 'bad name'",
      "does not match pattern"),
@@ -109,6 +128,24 @@ def test_helm_rejects_bad_values_naming_the_field(values, where, what) -> None:
     pointer = "/" + "/".join(str(p) for p in errors[0].absolute_path)
     if where.startswith("/"):
         assert where.startswith(pointer) or pointer.startswith(where), (pointer, where)
+
+
+def test_verdict_methods_are_the_exporters() -> None:
+    """The schema's verdict and drift methods are the exporter's lists, in its order."""
+    from modelmon.catalogue import DRIFT_METHODS
+    from modelmon.stats.verdict import NUMERIC_ONLY_VERDICT_METHODS, VERDICT_METHODS
+
+    drift = SCHEMA["properties"]["exporter"]["properties"]["driftConfig"]["properties"]
+    assert drift["methods"]["items"]["enum"] == list(DRIFT_METHODS)
+    model = drift["models"]["additionalProperties"]["properties"]
+    assert model["methods"]["items"]["enum"] == list(DRIFT_METHODS)
+    assert drift["verdict"] == model["verdict"] == {"$ref": "#/definitions/verdict"}
+    verdict = SCHEMA["definitions"]["verdict"]["properties"]
+    one, per_kind = verdict["method"]["anyOf"]
+    categorical = [m for m in VERDICT_METHODS if m not in NUMERIC_ONLY_VERDICT_METHODS]
+    assert one["enum"] == per_kind["properties"]["numeric"]["enum"] == list(VERDICT_METHODS)
+    assert per_kind["properties"]["categorical"]["enum"] == categorical
+    assert verdict["effect"]["anyOf"][1]["propertyNames"]["enum"] == list(VERDICT_METHODS)
 
 
 def test_lint_reports_bad_values() -> None:
@@ -139,6 +176,19 @@ FAILS = [
     ({"exporter": {"store": {"url": "https://p:9090", "tls": {"existingSecret": "ca",
                                                                "certKey": "tls.crt"}}}},
      "needs both certKey and keyKey"),
+    ({"exporter": {"mode": "scrape", "scrape": {"urls": ["http://m:8000/metrics"]},
+                   "driftConfig": {"methods": ["psi"]}}},
+     "exporter.driftConfig.methods: only used in query mode"),
+    ({"exporter": {"mode": "scrape", "scrape": {"urls": ["http://m:8000/metrics"]},
+                   "driftConfig": {"models": {"loan": {"window": "2h"}}}}},
+     "exporter.driftConfig.models.loan.window: only used in query mode"),
+    ({"exporter": {"mode": "scrape", "scrape": {"urls": ["http://m:8000/metrics"]},
+                   "driftConfig": {"models": {"loan": {"min_samples": 50,
+                                                       "verdict": {"alpha": 0.01}}}}}},
+     "exporter.driftConfig.models.loan.min_samples: only used in query mode"),
+    ({"exporter": {"mode": "scrape", "scrape": {"urls": ["http://m:8000/metrics"]},
+                   "driftConfig": {"models": {"loan": {"methods": ["psi"]}}}}},
+     "exporter.driftConfig.models.loan.methods: only used in query mode"),
 ]
 
 

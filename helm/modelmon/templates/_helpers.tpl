@@ -333,3 +333,37 @@ baseline changes (the sidecar reads its baselines at start):
 {{- end }}
 {{- toJson $urls }}
 {{- end }}
+
+{{/*
+Exporter: the text of its `--config` file (docs/drift.md, "The config file") from
+exporter.driftConfig; "" when nothing is set or the exporter is disabled. Scrape mode uses
+only the verdict (top level and per model): like `modelmon drift`, this fails on the
+query-mode keys there. The ConfigMap, the exporter's flag, mount and checksum all follow it.
+*/}}
+{{- define "modelmon.exporter.driftConfig" -}}
+{{- $dc := .Values.exporter.driftConfig }}
+{{- if .Values.exporter.enabled }}
+{{- if ne .Values.exporter.mode "query" }}
+{{- $only := "only used in query mode (exporter.mode=query); scrape mode takes exporter.driftConfig.verdict and exporter.driftConfig.models.<name>.verdict" }}
+{{- if $dc.methods }}
+{{- fail (printf "exporter.driftConfig.methods: %s" $only) }}
+{{- end }}
+{{- range $name, $m := $dc.models }}
+{{- range $k := list "window" "min_samples" "methods" }}
+{{- if and (kindIs "map" $m) (hasKey $m $k) }}
+{{- fail (printf "exporter.driftConfig.models.%s.%s: %s" $name $k $only) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $doc := dict }}
+{{- with $dc.verdict }}{{ $_ := set $doc "verdict" . }}{{ end }}
+{{- with $dc.methods }}{{ $_ := set $doc "methods" . }}{{ end }}
+{{- with $dc.models }}{{ $_ := set $doc "models" . }}{{ end }}
+{{- with $doc }}
+{{- /* Go writes 1e-05 for 0.00001, which YAML 1.1 readers (PyYAML, the exporter's) take for
+  a string: give such numbers a decimal point, 1.0e-05. */}}
+{{- regexReplaceAll "(?m)^( *(?:- |[^ :#][^:#]*: )-?[0-9]+)(e[-+][0-9]+)$" (toYaml .) "${1}.0${2}" }}
+{{- end }}
+{{- end }}
+{{- end }}

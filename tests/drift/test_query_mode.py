@@ -18,13 +18,15 @@ How the expected values are exact although ``increase()`` extrapolates:
   (the pre-warm keeps every bucket away from zero, so the "extrapolate to zero"
   limit never applies). All buckets of one replica share their scrape
   timestamps, so each replica's counts are scaled by one factor ``f_r``; with
-  scrapes on a 1 s grid, that is ``W / (W - 1)`` for every replica.
+  scrapes on a 1 s grid, that is ``W / (W - 1)`` for every replica, up to the
+  few milliseconds by which Prometheus may stamp a scrape off the grid.
 
 So the tests check (1) that each replica's counts read back from the store are
 ``f_r`` times the known counts, (2) every score against
 ``modelmon.stats.drift_scores`` applied to ``sum_r f_r * known_r`` (exact to
 float tolerance, count-dependent p-values included), (3) the proportion-based
-scores against the known summed counts themselves, (4) every score against
+scores against the known summed counts themselves when the replicas' factors
+are equal, (4) every score against
 ``drift_scores`` of the counts read back with the same ``sum by (...)
 (increase(...))`` query.
 """
@@ -376,8 +378,13 @@ def check_version(fleet: Fleet, svc_scores: dict[ScoreKey, float], b: Baseline,
             expected += f * mine
         if fleet.kind == "victoria-metrics":
             assert factors == pytest.approx([1.0] * len(factors), rel=1e-12), what
-        else:  # W / (last - first): the same for every replica scraped on the 1 s grid
-            assert factors == pytest.approx([factors[0]] * len(factors), rel=1e-9), (what, factors)
+        else:
+            # W / (last - first): W / (W - 1) on the 1 s scrape grid, but Prometheus
+            # stamps a scrape up to a few ms off the grid (2.42 aligns only within
+            # 2 ms), so the replicas' factors agree to about 1e-4, not exactly
+            assert factors == pytest.approx([W / (W - 1)] * len(factors), rel=1e-2), \
+                (what, factors)
+        same_factor = max(factors) / min(factors) - 1 <= 1e-9
         ref = reference(b, kind, name)
         edges = edges_of(b, kind, name)
         want = drift_scores(ref, expected, edges)
@@ -391,7 +398,9 @@ def check_version(fleet: Fleet, svc_scores: dict[ScoreKey, float], b: Baseline,
             got = svc_scores.get(key)
             assert_score(got, float(want[method]), f"{what} {method} vs f_r * known")
             assert_score(got, float(from_store[method]), f"{what} {method} vs read back")
-            if method in PROPORTION_METHODS:  # (3) scale-free: the known counts themselves
+            if method in PROPORTION_METHODS and same_factor:
+                # (3) scale-free: the known counts themselves (when every replica has
+                # the same factor, the weighted sum is the known sum scaled)
                 assert_score(got, float(from_known[method]), f"{what} {method} vs known")
         assert {k.method for k in svc_scores if k[:4] == (b.model, b.model_version, kind, name)
                 and k.reference == "baseline"} == set(want)

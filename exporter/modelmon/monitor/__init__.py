@@ -2,7 +2,8 @@
 join (label segments and the join stores where predictions wait for their labels)."""
 
 from .collector import MonitorCollector, le_labels
-from .core import Monitor, SchemaViolationError
+from .columns import SchemaViolationError
+from .monitor import Monitor
 from .joinstore import (
     JoinStore,
     JoinStoreError,

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from ..baseline import NumericSummary
+from ..baseline import Baseline, NumericSummary
 from ..catalogue import (
     CALIBRATION_QUANTITIES,
     LABEL_DELAY_BUCKETS,
@@ -20,8 +19,8 @@ from ..catalogue import (
     by_name,
 )
 
-if TYPE_CHECKING:
-    from .core import ModelState, Monitor
+from .labels import LabelView
+from .view import MonitorView
 
 __all__ = ["MonitorCollector", "le_labels"]
 
@@ -46,12 +45,19 @@ def _cumulative_ratios(s: NumericSummary) -> list[float]:
 class MonitorCollector(Collector):
     """Builds every ``modelmon_*`` family of a Monitor on each scrape.
 
-    Buffered events are folded first, so a scrape shows exactly what was
-    observed before it started.
+    Parameters
+    ----------
+    baselines : mapping of model name to Baseline
+        The monitored models (their buckets, categories and baseline gauges).
+    read : callable
+        Returns the counts to render, as one immutable :class:`MonitorView`
+        (``Monitor.view``: buffered events are folded first, so a scrape shows
+        exactly what was observed before it started).
     """
 
-    def __init__(self, monitor: "Monitor") -> None:
-        self.monitor = monitor
+    def __init__(self, baselines: Mapping[str, Baseline],
+                 read: Callable[[], MonitorView]) -> None:
+        self.read = read
         # Label strings never change for a baseline: compute them once.
         self._les: dict[tuple[str, str], list[str]] = {}
         # The baseline gauges are constant: build their (labels, value) rows once,
@@ -61,16 +67,16 @@ class MonitorCollector(Collector):
             "modelmon_baseline_class_ratio": [], "modelmon_baseline_samples": [],
             "modelmon_baseline_calibration": []}
         rows = self._baseline_rows
-        for m, st in monitor._models.items():
-            v, b = st.version, st.baseline
-            for name, num in {**st.numeric, **st.outputs}.items():
-                self._les[(m, name)] = le_labels(num.edges)
+        for m, b in baselines.items():
+            v = b.model_version
             for name, s in {**b.numeric_features, **b.numeric_outputs}.items():
+                self._les[(m, name)] = le_labels(s.edges)
                 for le, r in zip(self._les[(m, name)], _cumulative_ratios(s)):
                     rows["modelmon_baseline_bucket_ratio"].append(([m, v, name, le], r))
                 rows["modelmon_baseline_samples"].append(([m, v, name], float(s.samples)))
-            if st.classes is not None and b.prediction is not None:
-                for label, r in zip(st.classes.labels, b.prediction.ratios.tolist()):
+            pred = b.prediction
+            if pred is not None and not isinstance(pred, NumericSummary):
+                for label, r in zip(pred.labels, pred.ratios.tolist()):
                     rows["modelmon_baseline_class_ratio"].append(([m, v, label], r))
             for name, cs in b.categorical_features.items():
                 for label, r in zip(cs.labels, cs.ratios.tolist()):
@@ -89,9 +95,7 @@ class MonitorCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        mon = self.monitor
-        mon.flush()
-        mon._drain_expired()
+        view = self.read()
         fam = {spec.name: spec.family() for spec in _SPECS}
         info = fam["modelmon_model_info"]
         preds = fam["modelmon_predictions_total"]
@@ -103,33 +107,36 @@ class MonitorCollector(Collector):
         pv: HistogramFamily = fam["modelmon_prediction_value"]  # type: ignore[assignment]
         pcls = fam["modelmon_predicted_class_total"]
         lat: HistogramFamily = fam["modelmon_inference_latency_seconds"]  # type: ignore[assignment]
-        for model, st in mon._models.items():
-            v = st.version
-            b = st.baseline
-            with st.lock:
-                info.add_metric([], {"model": model, "model_version": v, "baseline_id": b.id})
-                preds.add_metric([model, v], float(st.predictions))
-                for name, num in st.numeric.items():
-                    fv.add([model, v, name], self._les[(model, name)],
-                           np.cumsum(num.counts).tolist(), num.sum)
-                    oor.add_metric([model, v, name], float(num.out_of_range))
-                for name, c in st.categorical.items():
-                    for label, n in zip(c.labels, c.counts.tolist()):
-                        cat.add_metric([model, v, name, label], float(n))
-                for name in st.feature_names:
-                    miss.add_metric([model, v, name], float(st.missing[name]))
-                for (feature, reason), n in st.violations.items():
-                    viol.add_metric([model, v, feature, reason], float(n))
-                for name, out in st.outputs.items():
-                    pv.add([model, v, name], self._les[(model, name)],
-                           np.cumsum(out.counts).tolist(), out.sum)
-                if st.classes is not None:
-                    for label, n in zip(st.classes.labels, st.classes.counts.tolist()):
-                        pcls.add_metric([model, v, label], float(n))
-                lat.add([model, v], _LATENCY_LES, np.cumsum(st.latency).tolist(), st.latency_sum)
-                if b.prediction is not None and st.labelled:
-                    st.label_state(v, mon._detectors)  # the current version's series from 0
-                    self._labels(fam, model, st)
+        for mv in view.models:
+            b = mv.baseline
+            model, v = b.model, b.model_version
+            c = mv.counts
+            info.add_metric([], {"model": model, "model_version": v, "baseline_id": b.id})
+            preds.add_metric([model, v], float(c.predictions))
+            for name, (counts, total, out_of_range) in c.numeric.items():
+                fv.add([model, v, name], self._les[(model, name)], counts.tolist(), total)
+                oor.add_metric([model, v, name], float(out_of_range))
+            for name, (labels, counts) in c.categorical.items():
+                for label, n in zip(labels, counts.tolist()):
+                    cat.add_metric([model, v, name, label], float(n))
+            for name, n in c.missing.items():
+                miss.add_metric([model, v, name], float(n))
+            for (feature, reason), n in c.violations.items():
+                viol.add_metric([model, v, feature, reason], float(n))
+            for name, (counts, total) in c.outputs.items():
+                pv.add([model, v, name], self._les[(model, name)], counts.tolist(), total)
+            if c.classes is not None:
+                for label, n in zip(c.classes[0], c.classes[1].tolist()):
+                    pcls.add_metric([model, v, label], float(n))
+            lat.add([model, v], _LATENCY_LES, c.latency[0].tolist(), c.latency[1])
+            if mv.truth is not None:
+                t = mv.truth
+                fam["modelmon_labels_unmatched_total"].add_metric([model, v], float(t.unmatched))
+                for (version, reason), n in t.expired.items():
+                    fam["modelmon_predictions_expired_total"].add_metric([model, version, reason],
+                                                                         float(n))
+                for version, ls in t.versions:
+                    _labels(fam, [model, version], ls)
         for name, rows in self._baseline_rows.items():
             family = fam[name]
             for labels, value in rows:
@@ -137,50 +144,41 @@ class MonitorCollector(Collector):
         yield from (f for f in fam.values() if f.samples)
 
 
-    def _labels(self, fam: dict[str, Metric], model: str, st: "ModelState") -> None:
-        """The ground-truth families of one model (call with its lock held)."""
-        add = {name: fam[name] for name in _LABEL_NAMES}
-        add["modelmon_labels_unmatched_total"].add_metric([model, st.version],
-                                                            float(st.unmatched))
-        for (version, reason), n in st.expired.items():
-            add["modelmon_predictions_expired_total"].add_metric([model, version, reason],
-                                                                 float(n))
-        for v, ls in st.label_states.items():
-            mv = [model, v]
-            add["modelmon_labels_total"].add_metric(mv, float(ls.labels))
-            delay: HistogramFamily = add["modelmon_label_delay_seconds"]  # type: ignore[assignment]
-            delay.add(mv, _DELAY_LES, np.cumsum(ls.delay_counts).tolist(), ls.delay_sum)
-            segs = ls.segment_labels
-            if ls.classifier:
-                conf = add["modelmon_confusion_total"]
-                for si, seg in enumerate(segs):
-                    for ai, actual in enumerate(ls.classes):
-                        for pi, predicted in enumerate(ls.classes):
-                            conf.add_metric(mv + [seg, actual, predicted],
-                                            float(ls.confusion[si, ai, pi]))
-                if ls.score_name is not None:
-                    les = le_labels(ls.score_edges)
-                    hist: HistogramFamily = add["modelmon_labeled_score"]  # type: ignore[assignment]
-                    for si, seg in enumerate(segs):
-                        for ai, actual in enumerate(ls.classes):
-                            hist.add(mv + [seg, actual], les,
-                                     np.cumsum(ls.score_counts[si, ai]).tolist(),
-                                     float(ls.score_sums[si, ai]))
-            elif ls.error_edges.size:
-                les = le_labels(ls.error_edges)
-                err: HistogramFamily = add["modelmon_prediction_error"]  # type: ignore[assignment]
-                for si, seg in enumerate(segs):
-                    err.add(mv + [seg], les, np.cumsum(ls.error_counts[si]).tolist(),
-                            float(ls.error_sum[si]))
-                    add["modelmon_prediction_absolute_error_total"].add_metric(
-                        mv + [seg], float(ls.abs_error[si]))
-                    add["modelmon_prediction_squared_error_total"].add_metric(
-                        mv + [seg], float(ls.sq_error[si]))
-            for name, n in ls.detections.items():
-                add["modelmon_concept_drift_detections_total"].add_metric(mv + [name], float(n))
-                stat = float(getattr(ls.detectors[name], "statistic", 0.0))
-                add["modelmon_concept_drift_statistic"].add_metric(
-                    mv + [name], stat if math.isfinite(stat) else 0.0)  # nothing checked yet
+def _labels(fam: dict[str, Metric], mv: list[str], ls: LabelView) -> None:
+    """The ground-truth families of one model version."""
+    fam["modelmon_labels_total"].add_metric(mv, float(ls.labels))
+    delay: HistogramFamily = fam["modelmon_label_delay_seconds"]  # type: ignore[assignment]
+    delay.add(mv, _DELAY_LES, np.cumsum(ls.delay_counts).tolist(), ls.delay_sum)
+    segs = ls.segment_labels
+    if ls.classifier:
+        conf = fam["modelmon_confusion_total"]
+        for si, seg in enumerate(segs):
+            for ai, actual in enumerate(ls.classes):
+                for pi, predicted in enumerate(ls.classes):
+                    conf.add_metric(mv + [seg, actual, predicted],
+                                    float(ls.confusion[si, ai, pi]))
+        if ls.score_name is not None:
+            les = le_labels(ls.score_edges)
+            hist: HistogramFamily = fam["modelmon_labeled_score"]  # type: ignore[assignment]
+            for si, seg in enumerate(segs):
+                for ai, actual in enumerate(ls.classes):
+                    hist.add(mv + [seg, actual], les,
+                             np.cumsum(ls.score_counts[si, ai]).tolist(),
+                             float(ls.score_sums[si, ai]))
+    elif ls.error_edges.size:
+        les = le_labels(ls.error_edges)
+        err: HistogramFamily = fam["modelmon_prediction_error"]  # type: ignore[assignment]
+        for si, seg in enumerate(segs):
+            err.add(mv + [seg], les, np.cumsum(ls.error_counts[si]).tolist(),
+                    float(ls.error_sum[si]))
+            fam["modelmon_prediction_absolute_error_total"].add_metric(
+                mv + [seg], float(ls.abs_error[si]))
+            fam["modelmon_prediction_squared_error_total"].add_metric(
+                mv + [seg], float(ls.sq_error[si]))
+    for name, n, stat in ls.detections:
+        fam["modelmon_concept_drift_detections_total"].add_metric(mv + [name], float(n))
+        fam["modelmon_concept_drift_statistic"].add_metric(
+            mv + [name], stat if math.isfinite(stat) else 0.0)  # nothing checked yet
 
 
 _DELAY_LES = le_labels(LABEL_DELAY_BUCKETS)

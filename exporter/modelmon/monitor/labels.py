@@ -23,7 +23,7 @@ from ..baseline import OTHER, Baseline, CategoricalSummary, NumericSummary, cate
 from ..catalogue import CONCEPT_DETECTORS, LABEL_DELAY_BUCKETS, SEGMENT_ALL
 from ..stats.binning import round_significant
 
-__all__ = ["Segment", "LabelState", "MISSING_SEGMENT", "LabelResult"]
+__all__ = ["Segment", "LabelState", "LabelView", "MISSING_SEGMENT", "LabelResult"]
 
 #: Segment value of a prediction whose segmenting feature was missing.
 MISSING_SEGMENT = "__missing__"
@@ -137,6 +137,30 @@ def _error_edges(prediction: NumericSummary) -> np.ndarray:
     return np.concatenate([-pos[::-1], [0.0], pos])
 
 
+@dataclass(frozen=True, slots=True)
+class LabelView:
+    """What one scrape renders of a :class:`LabelState`: copies, never shared arrays."""
+
+    labels: int
+    delay_counts: np.ndarray
+    delay_sum: float
+    segment_labels: tuple[str, ...]
+    classifier: bool
+    classes: tuple[str, ...]
+    confusion: np.ndarray
+    score_name: str | None
+    score_edges: np.ndarray
+    score_counts: np.ndarray
+    score_sums: np.ndarray
+    error_edges: np.ndarray
+    error_counts: np.ndarray
+    error_sum: np.ndarray
+    abs_error: np.ndarray
+    sq_error: np.ndarray
+    #: detections so far and the current statistic, per detector
+    detections: tuple[tuple[str, int, float], ...]
+
+
 class LabelState:
     """Counts of the labelled predictions of one model version (under the Monitor's lock).
 
@@ -200,6 +224,19 @@ class LabelState:
         # standard deviation over ERROR_SPREAD.
         self._warm: list[np.ndarray] = []
         self._scale: float | None = 1.0 if self.classifier else None
+
+    def view(self) -> LabelView:
+        """A copy of every count (call with the owner's lock held)."""
+        return LabelView(
+            labels=self.labels, delay_counts=self.delay_counts.copy(), delay_sum=self.delay_sum,
+            segment_labels=tuple(self.segment_labels), classifier=self.classifier,
+            classes=self.classes, confusion=self.confusion.copy(), score_name=self.score_name,
+            score_edges=self.score_edges, score_counts=self.score_counts.copy(),
+            score_sums=self.score_sums.copy(), error_edges=self.error_edges,
+            error_counts=self.error_counts.copy(), error_sum=self.error_sum.copy(),
+            abs_error=self.abs_error.copy(), sq_error=self.sq_error.copy(),
+            detections=tuple((name, n, float(getattr(self.detectors[name], "statistic", 0.0)))
+                             for name, n in self.detections.items()))
 
     def actual_index(self, label: Any) -> int | str:
         """The class slot of a classifier's label, or an error message."""

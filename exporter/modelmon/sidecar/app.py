@@ -179,8 +179,10 @@ class SidecarApp:
     ) -> None:
         self.limits = limits or Limits()
         self.registry = registry if registry is not None else default_registry()
+        # small clean batches wait in the Monitor's buffer: counted in bulk at 2,048
+        # waiting events or before a scrape, whichever comes first
         self.monitor = Monitor(list(baselines), registry=self.registry, join_store=join_store,
-                               segments=dict(segments or {}))
+                               segments=dict(segments or {}), flush_at=2048)
         self.ingestors = {b.model: Ingestor(b, self.monitor, self.limits.max_events_per_request)
                           for b in baselines}
         self.label_ingestors = {b.model: LabelIngestor(b.model, self.monitor,

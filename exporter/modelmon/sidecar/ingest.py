@@ -1,7 +1,7 @@
 """Decoding and validation of event batches: bytes in, counts and per-event errors out.
 
 No HTTP here. :class:`Ingestor` turns a JSON (``{"events": [...]}``) or NDJSON
-body into validated columns for :meth:`Monitor.observe_validated`, and a
+body into validated columns for the Monitor (:class:`ValidatedColumns`), and a
 reply listing every rejected event with the JSON path of the bad field. A bad
 event never costs the valid ones: the batch is decoded in one typed pass
 (msgspec, in C) and, only when that fails, event by event.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
@@ -34,6 +33,7 @@ import numpy as np
 from ..baseline import Baseline, CategoricalSummary
 from ..catalogue import UNKNOWN
 from ..monitor import Monitor
+from ..monitor.columns import ValidatedColumns
 
 __all__ = ["MAX_ERRORS", "REJECT_REASONS", "Event", "IngestResult", "Ingestor", "RequestError"]
 
@@ -41,10 +41,9 @@ __all__ = ["MAX_ERRORS", "REJECT_REASONS", "Event", "IngestResult", "Ingestor", 
 REJECT_REASONS = ("malformed", "invalid_field", "wrong_type", "non_finite")
 #: Most entries listed in ``rejected`` (and in ``warnings``) of one reply.
 MAX_ERRORS = 1000
-#: Clean batches smaller than this are buffered and counted in bulk ...
+#: Clean batches smaller than this wait in the Monitor's buffer and are counted in bulk
+#: (at its ``flush_at`` waiting events, or before a scrape, whichever comes first).
 SMALL_BATCH = 256
-#: ... once this many events wait, or before a scrape, whichever comes first.
-FLUSH_AT = 2048
 
 
 class Event(msgspec.Struct, forbid_unknown_fields=True):
@@ -311,11 +310,6 @@ class Ingestor:
         self.prob_names = list(baseline.probabilities)
         self.prob_set = frozenset(self.prob_names)
         self._typed_batch, self._typed_event = _typed_decoders(baseline)
-        # Small clean batches are validated at once but counted in bulk: when
-        # FLUSH_AT events are waiting, and before every scrape (a flush hook).
-        self._buffer: list[Any] = []
-        self._buffer_lock = threading.Lock()
-        monitor.add_flush_hook(self.flush)
         self._num_get = _getter(len(self.numeric), len(self.categorical), True)
         self._cat_get = _getter(len(self.numeric), len(self.categorical), False)
 
@@ -441,11 +435,8 @@ class Ingestor:
         if typed:
             preds, probs = self._tail_checks(evs, n, bad, warnings, violations)
             if not bad and not violations and n < SMALL_BATCH:
-                with self._buffer_lock:
-                    self._buffer.extend(evs)
-                    full = len(self._buffer) >= FLUSH_AT
-                if full:
-                    self.flush()
+                # checked now, counted in bulk with the other small batches
+                self.monitor.submit(self.model, evs, self.decode_clean)
                 return IngestResult(accepted=n)
             numeric, categorical = self._typed_columns(feats, n)
         else:
@@ -454,15 +445,13 @@ class Ingestor:
         return self._count(evs, n, n_all, idx, errors, bad, warnings, violations, numeric,
                            categorical, preds, probs)
 
-    def flush(self) -> None:
-        """Count the buffered small batches (called before every scrape)."""
-        with self._buffer_lock:
-            evs, self._buffer = self._buffer, []
-        if evs:
-            n = len(evs)
-            preds, probs = self._tail_checks(evs, n, {}, [], {})  # all valid already
-            numeric, categorical = self._typed_columns([e.features for e in evs], n)
-            self._count(evs, n, n, None, {}, {}, [], {}, numeric, categorical, preds, probs)
+    def decode_clean(self, evs: list[Any]) -> ValidatedColumns:
+        """Columns of typed events already checked clean (the Monitor's decoder for the
+        small batches it buffers)."""
+        n = len(evs)
+        preds, probs = self._tail_checks(evs, n, {}, [], {})  # all valid already
+        numeric, categorical = self._typed_columns([e.features for e in evs], n)
+        return self._columns(evs, n, {}, {}, numeric, categorical, preds, probs)
 
     def _typed_columns(self, feats: list[Any], n: int) -> tuple[Any, dict[str, list[Any]]]:
         """Columns of features decoded into the baseline's own struct: no unknown
@@ -610,13 +599,11 @@ class Ingestor:
                          "invalid_field"))
         return preds, probs
 
-    def _count(self, evs: list[Any], n: int, n_all: int, idx: list[int] | None,
-               errors: dict[int, list[tuple[str, str, str]]],
-               bad: dict[int, list[tuple[str, str, str]]], warnings: list[tuple[int, str, str]],
-               violations: dict[tuple[str, str], int], numeric: Any,
-               categorical: dict[str, list[Any]], preds: list[Any],
-               probs: list[Any]) -> IngestResult:
-        """Count the good events in the Monitor and build the reply."""
+    def _columns(self, evs: list[Any], n: int, bad: dict[int, list[tuple[str, str, str]]],
+                 violations: dict[tuple[str, str], int], numeric: Any,
+                 categorical: dict[str, list[Any]], preds: list[Any],
+                 probs: list[Any]) -> ValidatedColumns:
+        """The good events' columns (``bad`` ones left out) for the Monitor."""
         lats: Any = [e.latency_seconds for e in evs]
         if lats.count(None) == n:
             lats = []
@@ -629,7 +616,7 @@ class Ingestor:
         if bad:
             keep = [j not in bad for j in range(n)]
             mask = np.asarray(keep, dtype=bool)
-            numeric = (numeric[mask] if isinstance(numeric, np.ndarray)  # type: ignore[assignment]
+            numeric = (numeric[mask] if isinstance(numeric, np.ndarray)
                        else {k: a[mask] for k, a in numeric.items()})
             categorical = {k: list(compress(c, keep)) for k, c in categorical.items()}
             preds = list(compress(preds, keep)) if preds else preds
@@ -639,12 +626,21 @@ class Ingestor:
             tss = list(compress(tss, keep)) if tss is not None else None
         if lats and None not in lats:
             lats = np.asarray(lats, dtype=np.float64)  # typed decode: floats >= 0
-        accepted = n - len(bad)
-        self.monitor.observe_validated(
-            self.model, accepted, numeric, categorical, predictions=preds,
-            probabilities=probs, latency_seconds=lats, violations=violations, ids=ids,
-            timestamps=tss)
+        return ValidatedColumns(n - len(bad), numeric, categorical, predictions=preds,
+                                probabilities=probs, latency_seconds=lats,
+                                violations=violations, ids=ids, timestamps=tss)
 
+    def _count(self, evs: list[Any], n: int, n_all: int, idx: list[int] | None,
+               errors: dict[int, list[tuple[str, str, str]]],
+               bad: dict[int, list[tuple[str, str, str]]], warnings: list[tuple[int, str, str]],
+               violations: dict[tuple[str, str], int], numeric: Any,
+               categorical: dict[str, list[Any]], preds: list[Any],
+               probs: list[Any]) -> IngestResult:
+        """Count the good events in the Monitor and build the reply."""
+        self.monitor.observe_validated(
+            self.model, self._columns(evs, n, bad, violations, numeric, categorical, preds,
+                                      probs))
+        accepted = n - len(bad)
         res = IngestResult(accepted=accepted, rejected_events=len(errors) + len(bad))
         if not (errors or bad or warnings):
             return res

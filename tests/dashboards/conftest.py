@@ -54,7 +54,7 @@ from modelmon.catalogue import CATALOGUE, series_names
 from modelmon.demo_data import LoanGenerator
 from modelmon.drift import DriftQueryService
 from modelmon.monitor.joinstore import MemoryJoinStore
-from modelmon.monitor.labels import Segment
+from modelmon.monitor import Segment
 
 from ..conftest import Prometheus, free_port, require_binary
 from ..sidecar.conftest import Live, start_sidecar

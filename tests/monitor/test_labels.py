@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelmon.baseline import Baseline
 from modelmon.monitor import Monitor
 from modelmon.monitor.joinstore import MemoryJoinStore
-from modelmon.monitor.labels import Segment
+from modelmon.monitor import Segment
 
 CLASSES = ["approve", "reject", "review"]
 

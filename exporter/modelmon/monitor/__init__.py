@@ -13,7 +13,7 @@ from .joinstore import (
     SQLiteJoinStore,
     open_join_store,
 )
-from .labels import LabelResult, Segment
+from .outcomes import LabelResult, Segment
 
 __all__ = [
     "Monitor",

@@ -19,7 +19,7 @@ from ..catalogue import (
     by_name,
 )
 
-from .labels import LabelView
+from .outcomes import OutcomeView
 from .view import MonitorView
 
 __all__ = ["MonitorCollector", "le_labels"]
@@ -144,7 +144,7 @@ class MonitorCollector(Collector):
         yield from (f for f in fam.values() if f.samples)
 
 
-def _labels(fam: dict[str, Metric], mv: list[str], ls: LabelView) -> None:
+def _labels(fam: dict[str, Metric], mv: list[str], ls: OutcomeView) -> None:
     """The ground-truth families of one model version."""
     fam["modelmon_labels_total"].add_metric(mv, float(ls.labels))
     delay: HistogramFamily = fam["modelmon_label_delay_seconds"]  # type: ignore[assignment]

@@ -33,7 +33,7 @@ from .columns import (
 )
 from .counts import ModelCounts, RawEvent
 from .joinstore import JoinStore, MemoryJoinStore
-from .labels import LabelResult, Segment
+from .outcomes import LabelResult, Segment
 from .truth import GroundTruth
 from .view import ModelView, MonitorView
 

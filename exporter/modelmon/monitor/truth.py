@@ -3,7 +3,7 @@
 :class:`GroundTruth` queues the predictions observed with an id (what the join
 needs: version, predicted class or value, score, segment values, time) until
 the Monitor puts them in the join store, checks labels, and counts the matched
-pairs per model version in :class:`~modelmon.monitor.labels.LabelState`
+pairs per model version in :class:`~modelmon.monitor.outcomes.OutcomeCounts`
 (created when the first id or label comes, never during a scrape). It also
 keeps the unmatched and expired counts. :meth:`GroundTruth.view` copies what a
 scrape renders into a :class:`TruthView`.
@@ -24,7 +24,7 @@ from ..baseline import OTHER, Baseline, CategoricalSummary, category_key
 from ..catalogue import EXPIRE_REASONS
 from .columns import STR_OR_NONE, Problems
 from .joinstore import Remembered
-from .labels import LabelResult, LabelState, LabelView, Segment
+from .outcomes import LabelResult, OutcomeCounts, OutcomeView, Segment
 
 __all__ = ["GroundTruth", "TruthView", "MAX_ID_LENGTH", "MAX_LABEL_VERSIONS"]
 
@@ -36,7 +36,7 @@ MAX_ID_LENGTH = 128
 
 _ID_ERROR = f"expected a non-empty string of at most {MAX_ID_LENGTH} characters"
 
-#: Makes the concept-drift detectors of a new LabelState (name -> detector).
+#: Makes the concept-drift detectors of a new OutcomeCounts (name -> detector).
 Detectors = Callable[[], Mapping[str, Any]]
 
 
@@ -46,7 +46,7 @@ class TruthView:
 
     unmatched: int
     expired: Mapping[tuple[str, str], int]       # (version, reason) -> predictions
-    versions: tuple[tuple[str, LabelView], ...]  # per version that has label counts
+    versions: tuple[tuple[str, OutcomeView], ...]  # per version that has label counts
 
 
 class GroundTruth:
@@ -67,7 +67,7 @@ class GroundTruth:
         self.remembered_lock = threading.Lock()
         #: Guards the label counts, unmatched and expired.
         self.lock = threading.Lock()
-        self.label_states: dict[str, LabelState] = {}
+        self.label_states: dict[str, OutcomeCounts] = {}
         #: Set once an id or a label came: the ground-truth series are exported from then on.
         self.labelled = False
         self.unmatched = 0
@@ -189,7 +189,7 @@ class GroundTruth:
                 self._label_state(self.version)
             self.labelled = True
 
-    def _label_state(self, version: str) -> LabelState:
+    def _label_state(self, version: str) -> OutcomeCounts:
         """The counts of predictions made by ``version`` (the current one, or an earlier one
         whose predictions were still remembered; at most MAX_LABEL_VERSIONS per model).
         Call with ``lock`` held."""
@@ -200,7 +200,7 @@ class GroundTruth:
                 ls = self.label_states.get(version)
                 if ls is not None:
                     return ls
-            ls = self.label_states[version] = LabelState(self.baseline, version, self.segments,
+            ls = self.label_states[version] = OutcomeCounts(self.baseline, version, self.segments,
                                                          self.detectors())
         return ls
 

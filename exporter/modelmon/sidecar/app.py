@@ -58,7 +58,7 @@ from .config import Limits
 from .ingest import Ingestor, RequestError
 from .labels import LabelIngestor
 
-__all__ = ["SidecarApp", "SidecarStats", "default_registry", "lifespan"]
+__all__ = ["SidecarApp", "SidecarCollector", "default_registry", "lifespan"]
 
 log = logging.getLogger("modelmon.sidecar")
 
@@ -81,7 +81,7 @@ def default_registry() -> CollectorRegistry:
     return reg
 
 
-class SidecarStats(Collector):
+class SidecarCollector(Collector):
     """Request, duration and rejection counts of the sidecar, exported per scrape.
 
     Every series of the bounded label sets exists from the start (at 0), so
@@ -188,8 +188,8 @@ class SidecarApp:
         self.label_ingestors = {b.model: LabelIngestor(b.model, self.monitor,
                                                        self.limits.max_events_per_request)
                                 for b in baselines}
-        self.stats = SidecarStats({b.model: b.model_version for b in baselines})
-        self.registry.register(self.stats)
+        self.own_metrics = SidecarCollector({b.model: b.model_version for b in baselines})
+        self.registry.register(self.own_metrics)
         self.clock = clock
         self._models_body = _encode({"models": [
             {"name": b.model, "version": b.model_version, "baseline_id": b.id,
@@ -203,11 +203,11 @@ class SidecarApp:
 
     @property
     def ready(self) -> bool:
-        return self.stats.ready
+        return self.own_metrics.ready
 
     @ready.setter
     def ready(self, value: bool) -> None:
-        self.stats.ready = bool(value)
+        self.own_metrics.ready = bool(value)
 
     # -- ASGI -------------------------------------------------------------------------
 
@@ -232,7 +232,7 @@ class SidecarApp:
             nonlocal counted
             if not counted and msg["type"] == "http.response.start":
                 counted = True
-                self.stats.request(endpoint, msg["status"], max(0.0, self.clock() - t0))
+                self.own_metrics.request(endpoint, msg["status"], max(0.0, self.clock() - t0))
             await outer_send(msg)
 
         try:
@@ -274,7 +274,7 @@ class SidecarApp:
             status = await _error(send, 500, "internal_error",
                                   "the sidecar failed to handle this request; see its log")
         if not counted:  # pragma: no cover - every path replies
-            self.stats.request(endpoint, status, max(0.0, self.clock() - t0))
+            self.own_metrics.request(endpoint, status, max(0.0, self.clock() - t0))
 
     @staticmethod
     def _allow(method: str, allowed: tuple[str, ...]) -> None:
@@ -307,7 +307,7 @@ class SidecarApp:
             raise _Reply(e.status, e.code, e.message) from None
         reasons = getattr(result, "reasons", None)
         if reasons:
-            self.stats.reject(model, reasons)
+            self.own_metrics.reject(model, reasons)
         return await _send(send, 200, b"application/json", _encode(result.reply()))
 
     async def _request_body(self, scope: dict[str, Any], receive: Callable[..., Any],

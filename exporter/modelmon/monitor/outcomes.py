@@ -3,7 +3,7 @@
 A prediction made with an ``id`` is remembered in a join store
 (:mod:`modelmon.monitor.joinstore`) with what the join needs: the model
 version, the predicted class or value, the positive-class score and its
-segment values. When its label comes, :class:`LabelState` counts the pair:
+segment values. When its label comes, :class:`OutcomeCounts` counts the pair:
 the confusion matrix (classifiers) or the error (regressors), per segment
 (``segment="all"`` always), the label delay, and feeds the per-label error
 to the concept-drift detectors. Every label value is bounded: classes come
@@ -23,7 +23,7 @@ from ..baseline import OTHER, Baseline, CategoricalSummary, NumericSummary, cate
 from ..catalogue import CONCEPT_DETECTORS, LABEL_DELAY_BUCKETS, SEGMENT_ALL
 from ..stats.binning import round_significant
 
-__all__ = ["Segment", "LabelState", "LabelView", "MISSING_SEGMENT", "LabelResult"]
+__all__ = ["Segment", "OutcomeCounts", "OutcomeView", "MISSING_SEGMENT", "LabelResult"]
 
 #: Segment value of a prediction whose segmenting feature was missing.
 MISSING_SEGMENT = "__missing__"
@@ -138,8 +138,8 @@ def _error_edges(prediction: NumericSummary) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True)
-class LabelView:
-    """What one scrape renders of a :class:`LabelState`: copies, never shared arrays."""
+class OutcomeView:
+    """What one scrape renders of a :class:`OutcomeCounts`: copies, never shared arrays."""
 
     labels: int
     delay_counts: np.ndarray
@@ -161,7 +161,7 @@ class LabelView:
     detections: tuple[tuple[str, int, float], ...]
 
 
-class LabelState:
+class OutcomeCounts:
     """Counts of the labelled predictions of one model version (under the Monitor's lock).
 
     Parameters
@@ -225,9 +225,9 @@ class LabelState:
         self._warm: list[np.ndarray] = []
         self._scale: float | None = 1.0 if self.classifier else None
 
-    def view(self) -> LabelView:
+    def view(self) -> OutcomeView:
         """A copy of every count (call with the owner's lock held)."""
-        return LabelView(
+        return OutcomeView(
             labels=self.labels, delay_counts=self.delay_counts.copy(), delay_sum=self.delay_sum,
             segment_labels=tuple(self.segment_labels), classifier=self.classifier,
             classes=self.classes, confusion=self.confusion.copy(), score_name=self.score_name,

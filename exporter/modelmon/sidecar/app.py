@@ -52,7 +52,7 @@ from ..catalogue import (
 )
 from ..monitor import Monitor
 from ..monitor.joinstore import JoinStore
-from ..monitor.labels import Segment
+from ..monitor.outcomes import Segment
 from ..monitor.collector import le_labels
 from .config import Limits
 from .ingest import Ingestor, RequestError

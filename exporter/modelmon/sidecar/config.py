@@ -42,7 +42,7 @@ import yaml
 
 from ..baseline import Baseline, BaselineError
 from ..drift.config import format_duration, parse_duration, parse_listen
-from ..monitor.labels import Segment
+from ..monitor.outcomes import Segment
 
 __all__ = [
     "DEFAULT_PORT",

@@ -1,6 +1,13 @@
 import re
 from pathlib import Path
 
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    UnknownMetricFamily,
+)
+
 from modelmon import catalogue
 from modelmon.catalogue import CATALOGUE, render_markdown
 
@@ -58,7 +65,37 @@ def test_issue_minimum_metrics_present_with_their_labels():
 
 
 def test_other_label_is_one_value_across_rooms():
-    # baseline.py may not import the catalogue (see DESIGN.md rooms); keep the two equal
+    # one definition, in the catalogue; baseline re-exports it for its old callers
     from modelmon import baseline
 
-    assert baseline.OTHER == catalogue.OTHER == "__other__"
+    assert baseline.OTHER is catalogue.OTHER
+    assert catalogue.OTHER == "__other__"
+
+
+def test_every_metric_has_its_typed_constant():
+    families = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily,
+                "histogram": catalogue.HistogramFamily, "info": InfoMetricFamily,
+                "untyped": UnknownMetricFamily}
+    for m in CATALOGUE:
+        const = m.name.removeprefix("modelmon_").removesuffix("_total").upper()
+        assert getattr(catalogue, const) is m, const
+        assert const in catalogue.__all__
+        assert catalogue.by_name(m.name) is m
+        fam = m.family()
+        assert type(fam) is families[m.type], m.name
+        assert fam.name == m.family_name and fam.documentation == m.help
+        assert m.label_order == tuple(sorted(m.labels))
+    assert len(catalogue._METRICS) == len(CATALOGUE)
+
+
+def test_shared_constants_live_in_the_catalogue():
+    from prometheus_client.utils import floatToGoString
+
+    assert catalogue.le_labels([0.1, 2]) == ["0.1", "2.0", "+Inf"]
+    assert catalogue.le_labels(catalogue.DRIFT_DURATION_BUCKETS)[:-1] == [
+        floatToGoString(b) for b in catalogue.DRIFT_DURATION_BUCKETS]
+    assert catalogue.MAX_PREDICTION_ID_LENGTH == 128
+    # the drift exporter re-exports its buckets for the callers of old
+    from modelmon.drift import collector
+
+    assert collector.DURATION_BUCKETS is catalogue.DRIFT_DURATION_BUCKETS

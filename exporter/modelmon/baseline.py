@@ -43,6 +43,7 @@ from typing import Any, Union
 import numpy as np
 import yaml
 
+from .catalogue import OTHER
 from .stats.binning import bucket_counts, bucket_index, quantile_edges
 from .stats.estimation import PerformanceEstimate, estimate_performance
 
@@ -59,7 +60,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-OTHER = "__other__"
+# OTHER (the category label of everything the baseline did not keep) lives in the catalogue
+# with the other label values; imported above and re-exported here for the callers of old.
 #: Category strings longer than this are cut at build time and never become labels.
 MAX_CATEGORY_LENGTH = 128
 

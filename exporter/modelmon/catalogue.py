@@ -5,16 +5,22 @@ a breaking change. ``docs/metrics.md`` is generated from this module by
 ``python -m modelmon.catalogue > docs/metrics.md`` and a test fails when the two
 differ.
 
-Each :class:`MetricSpec` also builds a fresh metric family for custom
-collectors (``spec.family()``), so that collectors never spell a metric name or
-a label list on their own.
+Every metric is a module constant (``FEATURE_VALUE``, ``DRIFT_SCORE``, ...: the
+exposition name without ``modelmon_`` and ``_total``, upper case), typed by the
+family it builds: ``FEATURE_VALUE.family()`` is a :class:`HistogramFamily`,
+``PREDICTIONS.family()`` a ``CounterMetricFamily``, so a collector neither
+spells a metric name or a label list on its own nor casts. ``by_name`` finds a
+metric by its exposition name (its family is then typed ``Any``).
+
+The constants that more than one room needs (label-value sets, bucket tuples,
+``OTHER``, the prediction id's maximum length, :func:`le_labels`) live here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Generic, Literal, SupportsFloat, TypeVar, cast
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -22,6 +28,25 @@ from prometheus_client.metrics_core import (
     InfoMetricFamily,
     Metric,
     UnknownMetricFamily,
+)
+from prometheus_client.utils import floatToGoString
+
+#: The module constant of every metric, in catalogue order (see :data:`CATALOGUE`).
+_METRICS = (
+    "MODEL_INFO", "PREDICTIONS", "FEATURE_VALUE", "FEATURE_CATEGORY", "FEATURE_MISSING",
+    "FEATURE_OUT_OF_RANGE", "SCHEMA_VIOLATIONS", "PREDICTION_VALUE", "PREDICTED_CLASS",
+    "INFERENCE_LATENCY_SECONDS", "BASELINE_BUCKET_RATIO", "BASELINE_CATEGORY_RATIO",
+    "BASELINE_CLASS_RATIO", "BASELINE_CALIBRATION", "BASELINE_SAMPLES", "LABELS",
+    "LABELS_UNMATCHED", "PREDICTIONS_EXPIRED", "LABEL_DELAY_SECONDS", "CONFUSION",
+    "LABELED_SCORE", "PREDICTION_ERROR", "PREDICTION_ABSOLUTE_ERROR", "PREDICTION_SQUARED_ERROR",
+    "CONCEPT_DRIFT_DETECTIONS", "CONCEPT_DRIFT_STATISTIC", "SIDECAR_REQUESTS",
+    "SIDECAR_REQUEST_DURATION_SECONDS", "SIDECAR_EVENTS_REJECTED", "SIDECAR_READY",
+    "DRIFT_SCORE", "PREDICTION_DRIFT_SCORE", "DRIFT_WINDOW_SAMPLES", "DRIFT_DETECTED",
+    "PREDICTION_DRIFT_DETECTED", "DRIFT_THRESHOLD", "PREDICTION_DRIFT_THRESHOLD", "DRIFT_SHARE",
+    "DRIFT_FEATURES_DRIFTED", "DRIFT_EVALUATION_TIMESTAMP_SECONDS",
+    "DRIFT_LAST_SUCCESS_TIMESTAMP_SECONDS", "DRIFT_EVALUATION_DURATION_SECONDS",
+    "DRIFT_EVALUATIONS", "DRIFT_SOURCE_UP", "DRIFT_SKIPPED", "DRIFT_QUERY_ERRORS",
+    "ESTIMATED_PERFORMANCE",
 )
 
 __all__ = [
@@ -49,11 +74,18 @@ __all__ = [
     "REQUEST_BUCKETS",
     "DRIFT_SKIP_REASONS",
     "DRIFT_QUERY_ERROR_REASONS",
+    "DRIFT_DURATION_BUCKETS",
+    "MAX_PREDICTION_ID_LENGTH",
+    "le_labels",
+    *_METRICS,
 ]
 
 MetricType = Literal["counter", "gauge", "histogram", "info", "untyped"]
+#: The process that exposes a metric (and the section of docs/metrics.md it is listed in).
+Component = Literal["monitor", "sidecar", "drift"]
 
-#: Category label value for every category the baseline did not keep.
+#: Category label value for every category the baseline did not keep (the baseline's
+#: last category, and the label of every category and class it does not know).
 OTHER = "__other__"
 #: Feature label value for every feature name the baseline does not know.
 UNKNOWN = "__unknown__"
@@ -116,6 +148,15 @@ REQUEST_BUCKETS: tuple[float, ...] = (
     2.5, 5.0,
 )
 
+#: Buckets of ``modelmon_drift_evaluation_duration_seconds``, in seconds.
+DRIFT_DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+
+#: Longest prediction id (characters) that the label join accepts, from Python and over
+#: HTTP alike; a longer id is refused, never cut (two ids must never become one).
+MAX_PREDICTION_ID_LENGTH = 128
+
 #: ``segment`` label value that every labelled prediction is counted under.
 SEGMENT_ALL = "all"
 #: ``reason`` label values of ``modelmon_predictions_expired_total``.
@@ -135,21 +176,42 @@ LABEL_DELAY_BUCKETS: tuple[float, ...] = (
 
 _MV = ("model", "model_version")
 
+_go_float = cast(Callable[[float], str], floatToGoString)
+
+
+def le_labels(edges: Iterable[SupportsFloat]) -> list[str]:
+    """The ``le`` strings of a histogram with these finite bounds, ``+Inf`` last.
+
+    Written as prometheus_client writes floats, so the baseline ratios, the
+    histograms and the drift exporter's tables all spell a bound the same way.
+
+    >>> le_labels((-1.0, 0.5, 1200000.0))
+    ['-1.0', '0.5', '1.2e+06', '+Inf']
+    """
+    return [_go_float(float(e)) for e in edges] + ["+Inf"]
+
+
+#: The family class a metric builds (see :meth:`MetricSpec.family`).
+FamilyT = TypeVar("FamilyT", bound=Metric, covariant=True)
+
 
 @dataclass(frozen=True)
-class MetricSpec:
+class MetricSpec(Generic[FamilyT]):
     """One metric: its exposition name, type, help text and label names.
 
     ``name`` is the name as it appears in the text exposition: counters end in
     ``_total``, info metrics in ``_info``; histograms are named without the
-    ``_bucket``/``_sum``/``_count`` suffixes.
+    ``_bucket``/``_sum``/``_count`` suffixes. The type parameter is the family
+    class :meth:`family` builds; the module's constants are made by
+    ``_counter``, ``_gauge``, ``_histogram``, ``_info`` and ``_untyped``, which
+    fix it together with ``type``.
     """
 
     name: str
     type: MetricType
     help: str
     labels: tuple[str, ...]
-    component: Literal["monitor", "sidecar", "drift"]
+    component: Component
 
     @property
     def family_name(self) -> str:
@@ -160,18 +222,48 @@ class MetricSpec:
             return self.name.removesuffix("_info")
         return self.name
 
-    def family(self) -> Metric:
-        """A fresh, empty metric family for a collector to fill."""
+    def family(self) -> FamilyT:
+        """A fresh, empty metric family for a collector to fill.
+
+        >>> fam = PREDICTIONS.family()
+        >>> fam.add_metric(["m", "1"], 3.0)
+        >>> type(fam).__name__, fam.samples[0].name
+        ('CounterMetricFamily', 'modelmon_predictions_total')
+        """
+        fam: Metric
         if self.type == "counter":
-            return CounterMetricFamily(self.family_name, self.help, labels=self.labels)
-        if self.type == "gauge":
-            return GaugeMetricFamily(self.name, self.help, labels=self.labels)
-        if self.type == "untyped":
-            return UnknownMetricFamily(self.name, self.help, labels=self.labels)
-        if self.type == "info":
+            fam = CounterMetricFamily(self.family_name, self.help, labels=self.labels)
+        elif self.type == "gauge":
+            fam = GaugeMetricFamily(self.name, self.help, labels=self.labels)
+        elif self.type == "untyped":
+            fam = UnknownMetricFamily(self.name, self.help, labels=self.labels)
+        elif self.type == "info":
             # Info labels are given per sample (see InfoMetricFamily.add_metric).
-            return InfoMetricFamily(self.family_name, self.help, labels=())
-        return HistogramFamily(self)
+            fam = InfoMetricFamily(self.family_name, self.help, labels=())
+        else:
+            fam = HistogramFamily(self)
+        return cast(FamilyT, fam)
+
+    @property
+    def bucket_name(self) -> str:
+        """The sample name of a histogram's buckets.
+
+        >>> FEATURE_VALUE.bucket_name
+        'modelmon_feature_value_bucket'
+        """
+        if self.type != "histogram":
+            raise ValueError(f"{self.name} is a {self.type}, not a histogram")
+        return self.name + "_bucket"
+
+    @property
+    def label_order(self) -> tuple[str, ...]:
+        """The label names in the order the text exposition writes them (sorted, as
+        prometheus_client's encoders do; ``le`` of a histogram's buckets not included).
+
+        >>> DRIFT_SCORE.label_order
+        ('feature', 'method', 'model', 'model_version', 'reference')
+        """
+        return tuple(sorted(self.labels))
 
 
 class HistogramFamily(Metric):
@@ -182,7 +274,7 @@ class HistogramFamily(Metric):
     standardised feature, a temperature, a log-ratio).
     """
 
-    def __init__(self, spec: MetricSpec) -> None:
+    def __init__(self, spec: MetricSpec[Any]) -> None:
         super().__init__(spec.name, spec.help, "histogram")
         self._labelnames = spec.labels
 
@@ -210,240 +302,282 @@ class HistogramFamily(Metric):
         self.add_sample(name + "_sum", base, float(sum_value))
 
 
-CATALOGUE: tuple[MetricSpec, ...] = (
-    # --- Monitor / sidecar -------------------------------------------------
-    MetricSpec(
-        "modelmon_model_info", "info",
-        "Model being monitored, with the id (content hash) of its baseline. Value is always 1.",
-        _MV + ("baseline_id",), "monitor"),
-    MetricSpec(
-        "modelmon_predictions_total", "counter",
-        "Events (predictions) observed.",
-        _MV, "monitor"),
-    MetricSpec(
-        "modelmon_feature_value", "histogram",
-        "Values of a numeric feature; bucket bounds are the baseline's training quantiles.",
-        _MV + ("feature",), "monitor"),
-    MetricSpec(
-        "modelmon_feature_category_total", "counter",
-        "Events per category of a categorical feature; categories not kept by the baseline "
-        "are counted as __other__.",
-        _MV + ("feature", "category"), "monitor"),
-    MetricSpec(
-        "modelmon_feature_missing_total", "counter",
-        "Events in which the feature had no usable value (absent, null, NaN/inf or wrong type).",
-        _MV + ("feature",), "monitor"),
-    MetricSpec(
-        "modelmon_feature_out_of_range_total", "counter",
-        "Numeric feature values outside the [min, max] seen in the training data.",
-        _MV + ("feature",), "monitor"),
-    MetricSpec(
-        "modelmon_schema_violations_total", "counter",
-        "Values that broke the baseline's schema, by reason (unknown_feature, wrong_type, "
-        "non_finite, missing_required); unknown feature names are counted as __unknown__.",
-        _MV + ("feature", "reason"), "monitor"),
-    MetricSpec(
-        "modelmon_prediction_value", "histogram",
-        "Values of a numeric model output (regression value or class score); bucket bounds "
-        "are the baseline's training quantiles.",
-        _MV + ("output",), "monitor"),
-    MetricSpec(
-        "modelmon_predicted_class_total", "counter",
-        "Predictions per predicted class; classes not in the baseline are counted as __other__.",
-        _MV + ("class",), "monitor"),
-    MetricSpec(
-        "modelmon_inference_latency_seconds", "histogram",
-        "Inference latency reported with each event.",
-        _MV, "monitor"),
-    # A gauge in meaning, exposed untyped: it carries the histogram's `le` strings so
-    # PromQL can join on (le), and promlint reserves `le` for histograms except on
-    # untyped metrics. Prometheus stores untyped samples exactly like gauges.
-    MetricSpec(
-        "modelmon_baseline_bucket_ratio", "untyped",
-        "Cumulative fraction of the training values at or below each le bound of the feature "
-        "or output histogram; same le strings as the histogram (a gauge, exposed untyped "
-        "because le is reserved for histograms).",
-        _MV + ("feature", "le"), "monitor"),
-    MetricSpec(
-        "modelmon_baseline_category_ratio", "gauge",
-        "Fraction of the training values in each category kept by the baseline (and __other__).",
-        _MV + ("feature", "category"), "monitor"),
-    MetricSpec(
-        "modelmon_baseline_class_ratio", "gauge",
-        "Fraction of the training predictions in each class kept by the baseline (and __other__).",
-        _MV + ("class",), "monitor"),
-    MetricSpec(
-        "modelmon_baseline_calibration", "untyped",
-        "Labelled training rows of a binary classifier per bucket of its score output (same le "
-        "strings as its modelmon_prediction_value histogram), by quantity: rows, positives, "
-        "predicted_positive, true_positive. The drift exporter estimates live performance from "
-        "them (a gauge, exposed untyped because le is reserved for histograms).",
-        _MV + ("output", "le", "quantity"), "monitor"),
-    MetricSpec(
-        "modelmon_baseline_samples", "gauge",
-        "Training values behind the baseline ratios of a feature or output (non-missing rows).",
-        _MV + ("feature",), "monitor"),
-    # --- Ground truth (labels joined to predictions by id) ----------------------
-    MetricSpec(
-        "modelmon_labels_total", "counter",
-        "Ground-truth labels joined to the prediction with the same id.",
-        _MV, "monitor"),
-    MetricSpec(
-        "modelmon_labels_unmatched_total", "counter",
-        "Ground-truth labels whose id matched no remembered prediction (never made, expired, "
-        "or already labelled).",
-        _MV, "monitor"),
-    MetricSpec(
-        "modelmon_predictions_expired_total", "counter",
-        "Remembered predictions dropped before their label came, by reason: ttl (older than "
-        "the join TTL) or cap (evicted to stay under the join store's row cap).",
-        _MV + ("reason",), "monitor"),
-    MetricSpec(
-        "modelmon_label_delay_seconds", "histogram",
-        "Time from a prediction to the arrival (or the given timestamp) of its label.",
-        _MV, "monitor"),
-    MetricSpec(
-        "modelmon_confusion_total", "counter",
-        "Labelled predictions of a classifier by actual and predicted class, per segment "
-        "(segment=\"all\" holds every one); classes not in the baseline are __other__.",
-        _MV + ("segment", "actual", "predicted"), "monitor"),
-    MetricSpec(
-        "modelmon_labeled_score", "histogram",
-        "Score of the positive class of labelled binary predictions, by actual class and "
-        "segment; bucket bounds are the score's baseline quantiles (ROC-AUC from buckets).",
-        _MV + ("segment", "actual"), "monitor"),
-    MetricSpec(
-        "modelmon_prediction_error", "histogram",
-        "Error (prediction minus actual) of labelled regression predictions, per segment.",
-        _MV + ("segment",), "monitor"),
-    MetricSpec(
-        "modelmon_prediction_absolute_error_total", "counter",
-        "Sum of the absolute errors of labelled regression predictions, per segment (MAE = "
-        "its increase over the error histogram's _count increase).",
-        _MV + ("segment",), "monitor"),
-    MetricSpec(
-        "modelmon_prediction_squared_error_total", "counter",
-        "Sum of the squared errors of labelled regression predictions, per segment (RMSE = "
-        "sqrt of its increase over the error histogram's _count increase).",
-        _MV + ("segment",), "monitor"),
-    MetricSpec(
-        "modelmon_concept_drift_detections_total", "counter",
-        "Changes detected in the stream of per-label errors, by detector (page_hinkley, "
-        "adwin); each detection restarts the detector.",
-        _MV + ("detector",), "monitor"),
-    MetricSpec(
-        "modelmon_concept_drift_statistic", "gauge",
-        "Current test statistic of a concept-drift detector (Page-Hinkley: the cumulative "
-        "deviation above its minimum; ADWIN: the largest mean difference found between two "
-        "sub-windows), in units of the error.",
-        _MV + ("detector",), "monitor"),
-    # --- Sidecar (HTTP ingest) ------------------------------------------------
-    MetricSpec(
-        "modelmon_sidecar_requests_total", "counter",
-        "HTTP requests answered by the sidecar, by endpoint and status code.",
-        ("endpoint", "code"), "sidecar"),
-    MetricSpec(
-        "modelmon_sidecar_request_duration_seconds", "histogram",
-        "Time from the start of a request to its reply, by endpoint.",
-        ("endpoint",), "sidecar"),
-    MetricSpec(
-        "modelmon_sidecar_events_rejected_total", "counter",
-        "Posted events that were not counted, by reason (malformed, invalid_field, wrong_type, "
-        "non_finite); accepted events are counted in modelmon_predictions_total, requests "
-        "rejected as a whole (4xx) in modelmon_sidecar_requests_total only.",
-        _MV + ("reason",), "sidecar"),
-    MetricSpec(
-        "modelmon_sidecar_ready", "gauge",
-        "1 while the sidecar accepts traffic, 0 while it shuts down (after SIGTERM).",
-        (), "sidecar"),
-    # --- Drift exporter ----------------------------------------------------
-    MetricSpec(
-        "modelmon_drift_score", "gauge",
-        "Drift of a feature's live window against the reference (baseline, or the previous "
-        "window of the same length), by method: psi, jensen_shannon, hellinger, ks, ks_pvalue, "
-        "chi2_pvalue, wasserstein_normed.",
-        _MV + ("feature", "method", "reference"), "drift"),
-    MetricSpec(
-        "modelmon_prediction_drift_score", "gauge",
-        "Drift of a model output's live window against the reference, by method (as "
-        "modelmon_drift_score); output is a score/value output or the predicted class.",
-        _MV + ("output", "method", "reference"), "drift"),
-    MetricSpec(
-        "modelmon_drift_window_samples", "gauge",
-        "Samples behind a drift comparison: for reference=baseline the current window's, for "
-        "reference=previous the previous window's. Exported even below --min-samples.",
-        _MV + ("feature", "reference"), "drift"),
-    MetricSpec(
-        "modelmon_drift_detected", "gauge",
-        "1 when the drift verdict finds the feature's live window drifted from the reference, "
-        "else 0: the verdict method's score is above modelmon_drift_threshold (an effect-size "
-        "floor and the null quantile at the window's size and the feature's Holm-adjusted "
-        "false-alarm level). Absent while the window holds fewer than --min-samples.",
-        _MV + ("feature", "reference"), "drift"),
-    MetricSpec(
-        "modelmon_prediction_drift_detected", "gauge",
-        "1 when the drift verdict finds a model output's live window drifted from the "
-        "reference, else 0 (as modelmon_drift_detected).",
-        _MV + ("output", "reference"), "drift"),
-    MetricSpec(
-        "modelmon_drift_threshold", "gauge",
-        "The score of the verdict method above which a feature counts as drifted at this "
-        "window's size: the larger of the method's effect-size floor and its null quantile at "
-        "the feature's Holm-adjusted false-alarm level. One series, for the verdict method.",
-        _MV + ("feature", "method", "reference"), "drift"),
-    MetricSpec(
-        "modelmon_prediction_drift_threshold", "gauge",
-        "The score of the verdict method above which a model output counts as drifted (as "
-        "modelmon_drift_threshold).",
-        _MV + ("output", "method", "reference"), "drift"),
-    MetricSpec(
-        "modelmon_drift_share", "gauge",
-        "Share (0-1) of a model version's features with a verdict that are drifted (dataset "
-        "drift); absent when no feature has a verdict.",
-        _MV + ("reference",), "drift"),
-    MetricSpec(
-        "modelmon_drift_features_drifted", "gauge",
-        "Number of a model version's features the drift verdict finds drifted.",
-        _MV + ("reference",), "drift"),
-    MetricSpec(
-        "modelmon_drift_evaluation_timestamp_seconds", "gauge",
-        "Unix time at which the last drift evaluation finished.",
-        (), "drift"),
-    MetricSpec(
-        "modelmon_drift_last_success_timestamp_seconds", "gauge",
-        "Unix time of the last drift evaluation in which every source answered.",
-        (), "drift"),
-    MetricSpec(
-        "modelmon_drift_evaluation_duration_seconds", "histogram",
-        "Time taken by drift evaluations.",
-        (), "drift"),
-    MetricSpec(
-        "modelmon_drift_evaluations_total", "counter",
-        "Drift evaluations run.",
-        (), "drift"),
-    MetricSpec(
-        "modelmon_drift_source_up", "gauge",
-        "1 when the last read of a source (a scraped /metrics URL or a query API) succeeded, "
-        "else 0.",
-        ("source",), "drift"),
-    MetricSpec(
-        "modelmon_drift_skipped_total", "counter",
-        "Series (a feature or output of one model version) left unscored in one window of one "
-        "evaluation, by reason: no_baseline, baseline_mismatch, baseline_conflict, "
-        "duplicate_name, missing_buckets, partial_buckets, non_monotonic, non_finite.",
-        ("reason",), "drift"),
-    MetricSpec(
-        "modelmon_drift_query_errors_total", "counter",
-        "Failed reads of a source: queries to the metrics store (query mode) or scrapes of a "
-        "/metrics URL (scrape mode), by reason: timeout, connection, http_4xx, http_5xx, "
-        "bad_response, query_error (query mode only).",
-        ("reason",), "drift"),
-    MetricSpec(
-        "modelmon_estimated_performance", "gauge",
-        "Performance of a binary classifier expected from its live score histogram and the "
-        "baseline's calibration (fraction of positives per score bucket), before labels come; "
-        "blind to concept drift (a changed relation between score and outcome).",
-        _MV + ("metric",), "drift"),
+
+def _counter(name: str, help: str, labels: tuple[str, ...],
+             component: Component) -> MetricSpec[CounterMetricFamily]:
+    return MetricSpec(name, "counter", help, labels, component)
+
+
+def _gauge(name: str, help: str, labels: tuple[str, ...],
+           component: Component) -> MetricSpec[GaugeMetricFamily]:
+    return MetricSpec(name, "gauge", help, labels, component)
+
+
+def _histogram(name: str, help: str, labels: tuple[str, ...],
+               component: Component) -> MetricSpec[HistogramFamily]:
+    return MetricSpec(name, "histogram", help, labels, component)
+
+
+def _info(name: str, help: str, labels: tuple[str, ...],
+          component: Component) -> MetricSpec[InfoMetricFamily]:
+    return MetricSpec(name, "info", help, labels, component)
+
+
+def _untyped(name: str, help: str, labels: tuple[str, ...],
+             component: Component) -> MetricSpec[UnknownMetricFamily]:
+    return MetricSpec(name, "untyped", help, labels, component)
+
+
+
+# --- Monitor / sidecar -------------------------------------------------
+MODEL_INFO = _info(
+    "modelmon_model_info",
+    "Model being monitored, with the id (content hash) of its baseline. Value is always 1.",
+    _MV + ("baseline_id",), "monitor")
+PREDICTIONS = _counter(
+    "modelmon_predictions_total",
+    "Events (predictions) observed.",
+    _MV, "monitor")
+FEATURE_VALUE = _histogram(
+    "modelmon_feature_value",
+    "Values of a numeric feature; bucket bounds are the baseline's training quantiles.",
+    _MV + ("feature",), "monitor")
+FEATURE_CATEGORY = _counter(
+    "modelmon_feature_category_total",
+    "Events per category of a categorical feature; categories not kept by the baseline "
+    "are counted as __other__.",
+    _MV + ("feature", "category"), "monitor")
+FEATURE_MISSING = _counter(
+    "modelmon_feature_missing_total",
+    "Events in which the feature had no usable value (absent, null, NaN/inf or wrong type).",
+    _MV + ("feature",), "monitor")
+FEATURE_OUT_OF_RANGE = _counter(
+    "modelmon_feature_out_of_range_total",
+    "Numeric feature values outside the [min, max] seen in the training data.",
+    _MV + ("feature",), "monitor")
+SCHEMA_VIOLATIONS = _counter(
+    "modelmon_schema_violations_total",
+    "Values that broke the baseline's schema, by reason (unknown_feature, wrong_type, "
+    "non_finite, missing_required); unknown feature names are counted as __unknown__.",
+    _MV + ("feature", "reason"), "monitor")
+PREDICTION_VALUE = _histogram(
+    "modelmon_prediction_value",
+    "Values of a numeric model output (regression value or class score); bucket bounds "
+    "are the baseline's training quantiles.",
+    _MV + ("output",), "monitor")
+PREDICTED_CLASS = _counter(
+    "modelmon_predicted_class_total",
+    "Predictions per predicted class; classes not in the baseline are counted as __other__.",
+    _MV + ("class",), "monitor")
+INFERENCE_LATENCY_SECONDS = _histogram(
+    "modelmon_inference_latency_seconds",
+    "Inference latency reported with each event.",
+    _MV, "monitor")
+# A gauge in meaning, exposed untyped: it carries the histogram's `le` strings so
+# PromQL can join on (le), and promlint reserves `le` for histograms except on
+# untyped metrics. Prometheus stores untyped samples exactly like gauges.
+BASELINE_BUCKET_RATIO = _untyped(
+    "modelmon_baseline_bucket_ratio",
+    "Cumulative fraction of the training values at or below each le bound of the feature "
+    "or output histogram; same le strings as the histogram (a gauge, exposed untyped "
+    "because le is reserved for histograms).",
+    _MV + ("feature", "le"), "monitor")
+BASELINE_CATEGORY_RATIO = _gauge(
+    "modelmon_baseline_category_ratio",
+    "Fraction of the training values in each category kept by the baseline (and __other__).",
+    _MV + ("feature", "category"), "monitor")
+BASELINE_CLASS_RATIO = _gauge(
+    "modelmon_baseline_class_ratio",
+    "Fraction of the training predictions in each class kept by the baseline (and __other__).",
+    _MV + ("class",), "monitor")
+BASELINE_CALIBRATION = _untyped(
+    "modelmon_baseline_calibration",
+    "Labelled training rows of a binary classifier per bucket of its score output (same le "
+    "strings as its modelmon_prediction_value histogram), by quantity: rows, positives, "
+    "predicted_positive, true_positive. The drift exporter estimates live performance from "
+    "them (a gauge, exposed untyped because le is reserved for histograms).",
+    _MV + ("output", "le", "quantity"), "monitor")
+BASELINE_SAMPLES = _gauge(
+    "modelmon_baseline_samples",
+    "Training values behind the baseline ratios of a feature or output (non-missing rows).",
+    _MV + ("feature",), "monitor")
+# --- Ground truth (labels joined to predictions by id) ----------------------
+LABELS = _counter(
+    "modelmon_labels_total",
+    "Ground-truth labels joined to the prediction with the same id.",
+    _MV, "monitor")
+LABELS_UNMATCHED = _counter(
+    "modelmon_labels_unmatched_total",
+    "Ground-truth labels whose id matched no remembered prediction (never made, expired, "
+    "or already labelled).",
+    _MV, "monitor")
+PREDICTIONS_EXPIRED = _counter(
+    "modelmon_predictions_expired_total",
+    "Remembered predictions dropped before their label came, by reason: ttl (older than "
+    "the join TTL) or cap (evicted to stay under the join store's row cap).",
+    _MV + ("reason",), "monitor")
+LABEL_DELAY_SECONDS = _histogram(
+    "modelmon_label_delay_seconds",
+    "Time from a prediction to the arrival (or the given timestamp) of its label.",
+    _MV, "monitor")
+CONFUSION = _counter(
+    "modelmon_confusion_total",
+    "Labelled predictions of a classifier by actual and predicted class, per segment "
+    "(segment=\"all\" holds every one); classes not in the baseline are __other__.",
+    _MV + ("segment", "actual", "predicted"), "monitor")
+LABELED_SCORE = _histogram(
+    "modelmon_labeled_score",
+    "Score of the positive class of labelled binary predictions, by actual class and "
+    "segment; bucket bounds are the score's baseline quantiles (ROC-AUC from buckets).",
+    _MV + ("segment", "actual"), "monitor")
+PREDICTION_ERROR = _histogram(
+    "modelmon_prediction_error",
+    "Error (prediction minus actual) of labelled regression predictions, per segment.",
+    _MV + ("segment",), "monitor")
+PREDICTION_ABSOLUTE_ERROR = _counter(
+    "modelmon_prediction_absolute_error_total",
+    "Sum of the absolute errors of labelled regression predictions, per segment (MAE = "
+    "its increase over the error histogram's _count increase).",
+    _MV + ("segment",), "monitor")
+PREDICTION_SQUARED_ERROR = _counter(
+    "modelmon_prediction_squared_error_total",
+    "Sum of the squared errors of labelled regression predictions, per segment (RMSE = "
+    "sqrt of its increase over the error histogram's _count increase).",
+    _MV + ("segment",), "monitor")
+CONCEPT_DRIFT_DETECTIONS = _counter(
+    "modelmon_concept_drift_detections_total",
+    "Changes detected in the stream of per-label errors, by detector (page_hinkley, "
+    "adwin); each detection restarts the detector.",
+    _MV + ("detector",), "monitor")
+CONCEPT_DRIFT_STATISTIC = _gauge(
+    "modelmon_concept_drift_statistic",
+    "Current test statistic of a concept-drift detector (Page-Hinkley: the cumulative "
+    "deviation above its minimum; ADWIN: the largest mean difference found between two "
+    "sub-windows), in units of the error.",
+    _MV + ("detector",), "monitor")
+# --- Sidecar (HTTP ingest) ------------------------------------------------
+SIDECAR_REQUESTS = _counter(
+    "modelmon_sidecar_requests_total",
+    "HTTP requests answered by the sidecar, by endpoint and status code.",
+    ("endpoint", "code"), "sidecar")
+SIDECAR_REQUEST_DURATION_SECONDS = _histogram(
+    "modelmon_sidecar_request_duration_seconds",
+    "Time from the start of a request to its reply, by endpoint.",
+    ("endpoint",), "sidecar")
+SIDECAR_EVENTS_REJECTED = _counter(
+    "modelmon_sidecar_events_rejected_total",
+    "Posted events that were not counted, by reason (malformed, invalid_field, wrong_type, "
+    "non_finite); accepted events are counted in modelmon_predictions_total, requests "
+    "rejected as a whole (4xx) in modelmon_sidecar_requests_total only.",
+    _MV + ("reason",), "sidecar")
+SIDECAR_READY = _gauge(
+    "modelmon_sidecar_ready",
+    "1 while the sidecar accepts traffic, 0 while it shuts down (after SIGTERM).",
+    (), "sidecar")
+# --- Drift exporter ----------------------------------------------------
+DRIFT_SCORE = _gauge(
+    "modelmon_drift_score",
+    "Drift of a feature's live window against the reference (baseline, or the previous "
+    "window of the same length), by method: psi, jensen_shannon, hellinger, ks, ks_pvalue, "
+    "chi2_pvalue, wasserstein_normed.",
+    _MV + ("feature", "method", "reference"), "drift")
+PREDICTION_DRIFT_SCORE = _gauge(
+    "modelmon_prediction_drift_score",
+    "Drift of a model output's live window against the reference, by method (as "
+    "modelmon_drift_score); output is a score/value output or the predicted class.",
+    _MV + ("output", "method", "reference"), "drift")
+DRIFT_WINDOW_SAMPLES = _gauge(
+    "modelmon_drift_window_samples",
+    "Samples behind a drift comparison: for reference=baseline the current window's, for "
+    "reference=previous the previous window's. Exported even below --min-samples.",
+    _MV + ("feature", "reference"), "drift")
+DRIFT_DETECTED = _gauge(
+    "modelmon_drift_detected",
+    "1 when the drift verdict finds the feature's live window drifted from the reference, "
+    "else 0: the verdict method's score is above modelmon_drift_threshold (an effect-size "
+    "floor and the null quantile at the window's size and the feature's Holm-adjusted "
+    "false-alarm level). Absent while the window holds fewer than --min-samples.",
+    _MV + ("feature", "reference"), "drift")
+PREDICTION_DRIFT_DETECTED = _gauge(
+    "modelmon_prediction_drift_detected",
+    "1 when the drift verdict finds a model output's live window drifted from the "
+    "reference, else 0 (as modelmon_drift_detected).",
+    _MV + ("output", "reference"), "drift")
+DRIFT_THRESHOLD = _gauge(
+    "modelmon_drift_threshold",
+    "The score of the verdict method above which a feature counts as drifted at this "
+    "window's size: the larger of the method's effect-size floor and its null quantile at "
+    "the feature's Holm-adjusted false-alarm level. One series, for the verdict method.",
+    _MV + ("feature", "method", "reference"), "drift")
+PREDICTION_DRIFT_THRESHOLD = _gauge(
+    "modelmon_prediction_drift_threshold",
+    "The score of the verdict method above which a model output counts as drifted (as "
+    "modelmon_drift_threshold).",
+    _MV + ("output", "method", "reference"), "drift")
+DRIFT_SHARE = _gauge(
+    "modelmon_drift_share",
+    "Share (0-1) of a model version's features with a verdict that are drifted (dataset "
+    "drift); absent when no feature has a verdict.",
+    _MV + ("reference",), "drift")
+DRIFT_FEATURES_DRIFTED = _gauge(
+    "modelmon_drift_features_drifted",
+    "Number of a model version's features the drift verdict finds drifted.",
+    _MV + ("reference",), "drift")
+DRIFT_EVALUATION_TIMESTAMP_SECONDS = _gauge(
+    "modelmon_drift_evaluation_timestamp_seconds",
+    "Unix time at which the last drift evaluation finished.",
+    (), "drift")
+DRIFT_LAST_SUCCESS_TIMESTAMP_SECONDS = _gauge(
+    "modelmon_drift_last_success_timestamp_seconds",
+    "Unix time of the last drift evaluation in which every source answered.",
+    (), "drift")
+DRIFT_EVALUATION_DURATION_SECONDS = _histogram(
+    "modelmon_drift_evaluation_duration_seconds",
+    "Time taken by drift evaluations.",
+    (), "drift")
+DRIFT_EVALUATIONS = _counter(
+    "modelmon_drift_evaluations_total",
+    "Drift evaluations run.",
+    (), "drift")
+DRIFT_SOURCE_UP = _gauge(
+    "modelmon_drift_source_up",
+    "1 when the last read of a source (a scraped /metrics URL or a query API) succeeded, "
+    "else 0.",
+    ("source",), "drift")
+DRIFT_SKIPPED = _counter(
+    "modelmon_drift_skipped_total",
+    "Series (a feature or output of one model version) left unscored in one window of one "
+    "evaluation, by reason: no_baseline, baseline_mismatch, baseline_conflict, "
+    "duplicate_name, missing_buckets, partial_buckets, non_monotonic, non_finite.",
+    ("reason",), "drift")
+DRIFT_QUERY_ERRORS = _counter(
+    "modelmon_drift_query_errors_total",
+    "Failed reads of a source: queries to the metrics store (query mode) or scrapes of a "
+    "/metrics URL (scrape mode), by reason: timeout, connection, http_4xx, http_5xx, "
+    "bad_response, query_error (query mode only).",
+    ("reason",), "drift")
+ESTIMATED_PERFORMANCE = _gauge(
+    "modelmon_estimated_performance",
+    "Performance of a binary classifier expected from its live score histogram and the "
+    "baseline's calibration (fraction of positives per score bucket), before labels come; "
+    "blind to concept drift (a changed relation between score and outcome).",
+    _MV + ("metric",), "drift")
+
+#: Every metric, in exposition order of the docs.
+CATALOGUE: tuple[MetricSpec[Any], ...] = (
+    MODEL_INFO, PREDICTIONS, FEATURE_VALUE, FEATURE_CATEGORY, FEATURE_MISSING,
+    FEATURE_OUT_OF_RANGE, SCHEMA_VIOLATIONS, PREDICTION_VALUE, PREDICTED_CLASS,
+    INFERENCE_LATENCY_SECONDS, BASELINE_BUCKET_RATIO, BASELINE_CATEGORY_RATIO,
+    BASELINE_CLASS_RATIO, BASELINE_CALIBRATION, BASELINE_SAMPLES, LABELS, LABELS_UNMATCHED,
+    PREDICTIONS_EXPIRED, LABEL_DELAY_SECONDS, CONFUSION, LABELED_SCORE, PREDICTION_ERROR,
+    PREDICTION_ABSOLUTE_ERROR, PREDICTION_SQUARED_ERROR, CONCEPT_DRIFT_DETECTIONS,
+    CONCEPT_DRIFT_STATISTIC, SIDECAR_REQUESTS, SIDECAR_REQUEST_DURATION_SECONDS,
+    SIDECAR_EVENTS_REJECTED, SIDECAR_READY, DRIFT_SCORE, PREDICTION_DRIFT_SCORE,
+    DRIFT_WINDOW_SAMPLES, DRIFT_DETECTED, PREDICTION_DRIFT_DETECTED, DRIFT_THRESHOLD,
+    PREDICTION_DRIFT_THRESHOLD, DRIFT_SHARE, DRIFT_FEATURES_DRIFTED,
+    DRIFT_EVALUATION_TIMESTAMP_SECONDS, DRIFT_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    DRIFT_EVALUATION_DURATION_SECONDS, DRIFT_EVALUATIONS, DRIFT_SOURCE_UP, DRIFT_SKIPPED,
+    DRIFT_QUERY_ERRORS, ESTIMATED_PERFORMANCE,
 )
 
 _BY_NAME = {m.name: m for m in CATALOGUE}
@@ -456,7 +590,7 @@ def series_names() -> frozenset[str]:
     >>> "modelmon_feature_value_bucket" in series_names()
     True
     """
-    names = set()
+    names: set[str] = set()
     for m in CATALOGUE:
         names.add(m.name)
         if m.type == "histogram":
@@ -464,8 +598,9 @@ def series_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def by_name(name: str) -> MetricSpec:
-    """The catalogue entry for an exposition name.
+def by_name(name: str) -> MetricSpec[Any]:
+    """The catalogue entry for an exposition name (the module's constants carry the
+    family's type; prefer them, e.g. ``PREDICTIONS`` for ``modelmon_predictions_total``).
 
     >>> by_name("modelmon_predictions_total").labels
     ('model', 'model_version')

@@ -9,6 +9,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 
 from modelmon.drift.collector import DriftCollector, score_exposition
 from modelmon.drift.evaluate import DriftResults, ScoreBlock, ScoreSet
+from modelmon.drift.verdict import VerdictColumns
 
 EOF = "# EOF\n"
 
@@ -26,8 +27,16 @@ def results(seed: int = 0) -> DriftResults:
     counts[::11] = np.nan
     counts[-2:] = (20.0, 10.0)  # the output's count, the feature's
     prev = rng.random((n, 7)) * 1e-9
-    blocks = [ScoreBlock(idents, "baseline", base, counts),
-              ScoreBlock(idents[::-1], "previous", prev, counts[::-1] + 0.5)]
+    # verdicts (drifted, threshold, method; NaN / -1: none) on both blocks, so the detected,
+    # threshold, share and features-drifted lines are compared too
+    drifted = (rng.random(n) < 0.3).astype(float)
+    drifted[rng.random(n) < 0.2] = np.nan
+    method = np.where(np.isnan(drifted), -1, rng.integers(0, 7, size=n))
+    verdict = VerdictColumns(drifted, np.where(np.isnan(drifted), np.nan, rng.random(n)), method)
+    blocks = [ScoreBlock(idents, "baseline", base, counts, verdict),
+              ScoreBlock(idents[::-1], "previous", prev, counts[::-1] + 0.5,
+                         VerdictColumns(drifted[::-1], verdict.threshold[::-1] * 1e-3,
+                                        method[::-1]))]
     return DriftResults(timestamp=1.0, scored=ScoreSet(blocks), sources_up={"s": True},
                         source_errors={}, last_success_timestamp=1.0, window_seconds=60.0,
                         previous_window_seconds=60.0, evaluations=3, duration_seconds=0.5)
@@ -45,6 +54,9 @@ def test_split_rendering_writes_the_same_lines_as_the_collector(openmetrics: boo
         rest = encode(reg).decode()
     scores = score_exposition(res, openmetrics).decode()
     assert "modelmon_drift_score" not in rest and "modelmon_drift_window_samples{" not in rest
+    for family in ("modelmon_drift_detected{", "modelmon_prediction_drift_threshold{",
+                   "modelmon_drift_share{", "modelmon_drift_features_drifted{"):
+        assert family in scores and family not in rest
     if openmetrics:
         assert whole.endswith(EOF) and rest.endswith(EOF) and EOF not in scores
         rest = rest[:-len(EOF)]

@@ -6,14 +6,10 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple, cast
 
 import numpy as np
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -21,39 +17,41 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from ..catalogue import (
+    DRIFT_DETECTED as _DETECTED,
+    DRIFT_DURATION_BUCKETS,
+    DRIFT_EVALUATION_DURATION_SECONDS as _DURATION,
+    DRIFT_EVALUATION_TIMESTAMP_SECONDS as _EVAL_TS,
+    DRIFT_EVALUATIONS as _EVALS,
+    DRIFT_FEATURES_DRIFTED as _DRIFTED,
+    DRIFT_LAST_SUCCESS_TIMESTAMP_SECONDS as _SUCCESS_TS,
     DRIFT_METHODS,
     DRIFT_QUERY_ERROR_REASONS,
+    DRIFT_QUERY_ERRORS as _QUERY_ERRORS,
+    DRIFT_SCORE as _SCORE,
+    DRIFT_SHARE as _SHARE,
     DRIFT_SKIP_REASONS,
-    HistogramFamily,
-    by_name,
+    DRIFT_SKIPPED as _SKIPPED,
+    DRIFT_SOURCE_UP as _UP,
+    DRIFT_THRESHOLD as _THRESHOLD,
+    DRIFT_WINDOW_SAMPLES as _SAMPLES,
+    ESTIMATED_PERFORMANCE as _ESTIMATED,
+    PREDICTION_DRIFT_DETECTED as _PRED_DETECTED,
+    PREDICTION_DRIFT_SCORE as _PRED_SCORE,
+    PREDICTION_DRIFT_THRESHOLD as _PRED_THRESHOLD,
+    MetricSpec,
+    le_labels,
 )
 from .evaluate import DriftResults, ScoreSet
 
 __all__ = ["DriftCollector", "DURATION_BUCKETS", "DURATION_LES", "score_exposition"]
 
-#: Buckets of ``modelmon_drift_evaluation_duration_seconds``.
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-)
-DURATION_LES: tuple[str, ...] = tuple(floatToGoString(b) for b in DURATION_BUCKETS) + ("+Inf",)
+#: Buckets of ``modelmon_drift_evaluation_duration_seconds`` (defined in the catalogue;
+#: kept here under their old name for the callers of old).
+DURATION_BUCKETS: tuple[float, ...] = DRIFT_DURATION_BUCKETS
+DURATION_LES: tuple[str, ...] = tuple(le_labels(DURATION_BUCKETS))
 
-_SCORE = by_name("modelmon_drift_score")
-_PRED_SCORE = by_name("modelmon_prediction_drift_score")
-_SAMPLES = by_name("modelmon_drift_window_samples")
-_DETECTED = by_name("modelmon_drift_detected")
-_PRED_DETECTED = by_name("modelmon_prediction_drift_detected")
-_THRESHOLD = by_name("modelmon_drift_threshold")
-_PRED_THRESHOLD = by_name("modelmon_prediction_drift_threshold")
-_SHARE = by_name("modelmon_drift_share")
-_DRIFTED = by_name("modelmon_drift_features_drifted")
-_EVAL_TS = by_name("modelmon_drift_evaluation_timestamp_seconds")
-_SUCCESS_TS = by_name("modelmon_drift_last_success_timestamp_seconds")
-_DURATION = by_name("modelmon_drift_evaluation_duration_seconds")
-_EVALS = by_name("modelmon_drift_evaluations_total")
-_UP = by_name("modelmon_drift_source_up")
-_SKIPPED = by_name("modelmon_drift_skipped_total")
-_QUERY_ERRORS = by_name("modelmon_drift_query_errors_total")
-_ESTIMATED = by_name("modelmon_estimated_performance")
+#: prometheus_client's float formatting (unannotated there).
+_go_float = cast(Callable[[float], str], floatToGoString)
 
 
 class DriftCollector(Collector):
@@ -90,9 +88,8 @@ class DriftCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         split = hasattr(self._local, "res")
         res = self._local.res if split else self._results()
-        evals = cast(CounterMetricFamily, _EVALS.family())
+        evals = _EVALS.family()
         duration = _DURATION.family()
-        assert isinstance(duration, HistogramFamily)
         if res is None:
             evals.add_metric([], 0.0)
             duration.add([], DURATION_LES, [0.0] * len(DURATION_LES), 0.0)
@@ -100,26 +97,26 @@ class DriftCollector(Collector):
             yield duration
             yield from _reason_families(None)
             return
-        row_fams = {e.name: cast(GaugeMetricFamily, e.family()) for e in _ROW_FAMILIES}
+        row_fams = {e.name: e.family() for e in _ROW_FAMILIES}
         if not split:
             _render_scores(res, row_fams)
-        up = cast(GaugeMetricFamily, _UP.family())
+        up = _UP.family()
         for source, ok in res.sources_up.items():
             up.add_metric([source], 1.0 if ok else 0.0)
-        ts = cast(GaugeMetricFamily, _EVAL_TS.family())
+        ts = _EVAL_TS.family()
         ts.add_metric([], res.timestamp)
         evals.add_metric([], float(res.evaluations))
         duration.add([], res.duration_les, res.duration_cumulative, res.duration_sum)
         fams: list[Metric] = [*row_fams.values(), up, ts]
         if res.estimates:
-            est = cast(GaugeMetricFamily, _ESTIMATED.family())
+            est = _ESTIMATED.family()
             for (m, v), values in sorted(res.estimates.items()):
                 for metric, x in values.items():
                     if x == x:  # an undefined ratio (NaN) is left out
                         est.add_metric([m, v, metric], x)
             fams.append(est)
         if res.last_success_timestamp is not None:
-            ok_ts = cast(GaugeMetricFamily, _SUCCESS_TS.family())
+            ok_ts = _SUCCESS_TS.family()
             ok_ts.add_metric([], res.last_success_timestamp)
             fams.append(ok_ts)
         fams += [duration, evals]
@@ -144,12 +141,14 @@ def score_exposition(res: DriftResults | None, openmetrics: bool = False) -> byt
     return res.scored.memo(("exposition", openmetrics), lambda: _exposition(res, openmetrics))
 
 
-def _header(entry: Any, openmetrics: bool) -> str:
+def _header(entry: MetricSpec[GaugeMetricFamily], openmetrics: bool) -> str:
     fam = entry.family()
     fam.add_metric(["x"] * len(entry.labels), 0.0)
     reg = CollectorRegistry(auto_describe=False)
     reg.register(_Fixed([fam]))
-    text = (openmetrics_latest(reg) if openmetrics else generate_latest(reg)).decode()
+    encode = cast(Callable[[CollectorRegistry], bytes],
+                  openmetrics_latest if openmetrics else generate_latest)
+    text = encode(reg).decode()
     return "".join(line + "\n" for line in text.splitlines() if line.startswith("# HELP")
                    or line.startswith("# TYPE") or line.startswith("# UNIT"))
 
@@ -225,44 +224,60 @@ def _shares(scored: ScoreSet) -> dict[tuple[str, str, str], tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in sorted(out.items())}
 
 
+class _Line:
+    """The text of one family's sample lines, generated from the catalogue's label order.
+
+    Values are given in the order of ``spec.labels`` (as to ``add_metric``) and
+    written in :attr:`~modelmon.catalogue.MetricSpec.label_order`, the order
+    prometheus_client's encoders write (sorted). ``head`` is ``name{labels} ``;
+    with ``split`` set, ``pre`` ends with ``split="`` and ``mid`` runs from the
+    value's closing quote to the space before the sample value, so a loop over
+    that label's values writes ``pre + value + mid`` with no formatting per line.
+    ``str.format`` ignores the positional values a template does not use.
+    """
+
+    def __init__(self, spec: MetricSpec[GaugeMetricFamily], split: str | None = None) -> None:
+        at = {label: i for i, label in enumerate(spec.labels)}
+        parts = [f'{label}="{{{at[label]}}}"' for label in spec.label_order]
+        self.name = spec.name
+        # "{{" and "}}" are the braces of the text, "{0}" etc. the values
+        self.head = spec.name + "{{" + ",".join(parts) + "}} "
+        self.pre = self.mid = ""
+        if split is not None:
+            k = spec.label_order.index(split)
+            self.pre = spec.name + "{{" + "".join(p + "," for p in parts[:k]) + f'{split}="'
+            self.mid = '"' + "".join("," + p for p in parts[k + 1:]) + "}} "
+
+
 def _exposition(res: DriftResults, openmetrics: bool) -> bytes:
-    fmt = floatToGoString
+    fmt = _go_float
     lines: dict[str, list[str]] = {e.name: [] for e in _ROW_FAMILIES}
-    s_lines, p_lines, n_lines = (lines[_SCORE.name], lines[_PRED_SCORE.name],
-                                 lines[_SAMPLES.name])
+    n_lines = lines[_SAMPLES.name]
+    samples, share, drifted_ = _LINES[_SAMPLES.name], _LINES[_SHARE.name], _LINES[_DRIFTED.name]
     for r in _rows(res.scored):
-        m, v_, nm = _escape(r.model), _escape(r.version), _escape(r.name)
-        # prometheus_client writes label names sorted; so do we
+        # the values in the order of the catalogue's labels (see _check_label_orders)
+        m, v_, nm, ref = _escape(r.model), _escape(r.version), _escape(r.name), r.reference
         if r.feature:
-            out = s_lines
-            pre, mid = f'{_SCORE.name}{{feature="{nm}",method="', (
-                f'",model="{m}",model_version="{v_}",reference="{r.reference}"}} ')
-            sel = f'feature="{nm}",'
-            det, thr = _DETECTED.name, _THRESHOLD.name
+            score, det, thr = _LINES[_SCORE.name], _LINES[_DETECTED.name], _LINES[_THRESHOLD.name]
         else:
-            out = p_lines
-            pre, mid = f'{_PRED_SCORE.name}{{method="', (
-                f'",model="{m}",model_version="{v_}",output="{nm}",reference="{r.reference}"}} ')
-            sel = ""
-            det, thr = _PRED_DETECTED.name, _PRED_THRESHOLD.name
+            score, det, thr = (_LINES[_PRED_SCORE.name], _LINES[_PRED_DETECTED.name],
+                               _LINES[_PRED_THRESHOLD.name])
+        out = lines[score.name]
+        pre, mid = score.pre.format(m, v_, nm, "", ref), score.mid.format(m, v_, nm, "", ref)
         for method, v in zip(DRIFT_METHODS, r.scores):
             if v == v:  # not NaN
                 out.append(f"{pre}{method}{mid}{fmt(v)}\n")
         if r.samples == r.samples:
-            n_lines.append(f'{_SAMPLES.name}{{feature="{nm}",model="{m}",model_version="{v_}",'
-                           f'reference="{r.reference}"}} {fmt(r.samples)}\n')
+            n_lines.append(f"{samples.head.format(m, v_, nm, ref)}{fmt(r.samples)}\n")
         if r.drifted == r.drifted:
-            tail = "" if r.feature else f'output="{nm}",'
-            lines[det].append(f'{det}{{{sel}model="{m}",model_version="{v_}",{tail}'
-                              f'reference="{r.reference}"}} {fmt(r.drifted)}\n')
-            lines[thr].append(f'{thr}{{{sel}method="{r.method}",model="{m}",'
-                              f'model_version="{v_}",{tail}reference="{r.reference}"}} '
-                              f'{fmt(r.threshold)}\n')
+            lines[det.name].append(f"{det.head.format(m, v_, nm, ref)}{fmt(r.drifted)}\n")
+            lines[thr.name].append(f"{thr.head.format(m, v_, nm, r.method, ref)}"
+                                   f"{fmt(r.threshold)}\n")
     for (model, version, ref), (drifted, judged) in _shares(res.scored).items():
         m, v_ = _escape(model), _escape(version)
-        labels = f'{{model="{m}",model_version="{v_}",reference="{ref}"}}'
-        lines[_SHARE.name].append(f"{_SHARE.name}{labels} {fmt(drifted / judged)}\n")
-        lines[_DRIFTED.name].append(f"{_DRIFTED.name}{labels} {fmt(float(drifted))}\n")
+        lines[share.name].append(f"{share.head.format(m, v_, ref)}{fmt(drifted / judged)}\n")
+        lines[drifted_.name].append(f"{drifted_.head.format(m, v_, ref)}"
+                                    f"{fmt(float(drifted))}\n")
     parts: list[str] = []
     for entry in _ROW_FAMILIES:
         if lines[entry.name]:
@@ -305,14 +320,42 @@ def _render_scores(res: DriftResults, fams: Mapping[str, GaugeMetricFamily]) -> 
 #: The families rendered per row of the scores, in exposition order.
 _ROW_FAMILIES = (_SCORE, _PRED_SCORE, _SAMPLES, _DETECTED, _PRED_DETECTED, _THRESHOLD,
                  _PRED_THRESHOLD, _SHARE, _DRIFTED)
+_LINES = {e.name: _Line(e, "method" if e in (_SCORE, _PRED_SCORE) else None)
+          for e in _ROW_FAMILIES}
+
+
+def _check_label_orders() -> None:
+    """The row families take their values positionally, in the catalogue's label order
+    (``add_metric`` and the :class:`_Line` templates alike): fail at import, not with wrong
+    labels, if the catalogue changes the label tuples."""
+    want = {
+        _SCORE: ("feature", "method", "reference"),
+        _PRED_SCORE: ("output", "method", "reference"),
+        _SAMPLES: ("feature", "reference"),
+        _DETECTED: ("feature", "reference"),
+        _PRED_DETECTED: ("output", "reference"),
+        _THRESHOLD: ("feature", "method", "reference"),
+        _PRED_THRESHOLD: ("output", "method", "reference"),
+        _SHARE: ("reference",),
+        _DRIFTED: ("reference",),
+        _ESTIMATED: ("metric",),
+    }
+    for spec, tail in want.items():
+        if spec.labels != ("model", "model_version") + tail:
+            raise ImportError(f"{spec.name}: the drift collector writes the labels "
+                              f"model, model_version, {', '.join(tail)}; the catalogue has "
+                              f"{', '.join(spec.labels)}")
+
+
+_check_label_orders()
 
 
 def _reason_families(res: DriftResults | None) -> list[Metric]:
     """``modelmon_drift_skipped_total`` and ``modelmon_drift_query_errors_total``, one sample
     per reason of their bounded sets, at 0 until something happens (so ``rate()`` sees the
     first one)."""
-    skipped = cast(CounterMetricFamily, _SKIPPED.family())
-    errors = cast(CounterMetricFamily, _QUERY_ERRORS.family())
+    skipped = _SKIPPED.family()
+    errors = _QUERY_ERRORS.family()
     for reason in DRIFT_SKIP_REASONS:
         skipped.add_metric([reason], float(res.skipped.get(reason, 0)) if res else 0.0)
     for reason in DRIFT_QUERY_ERROR_REASONS:

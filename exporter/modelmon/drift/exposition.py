@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..catalogue import by_name
+from .. import catalogue as cat
 
 __all__ = [
     "SeriesKey",
@@ -34,15 +34,16 @@ PREDICTED_CLASS = "predicted_class"
 #: The ``output`` label value of the predicted-class distribution's drift scores.
 PREDICTED_CLASS_OUTPUT = "predicted_class"
 
-_FV_BUCKET = by_name("modelmon_feature_value").name + "_bucket"
-_PV_BUCKET = by_name("modelmon_prediction_value").name + "_bucket"
-_FEATURE_CATEGORY = by_name("modelmon_feature_category_total").name
-_PREDICTED_CLASS = by_name("modelmon_predicted_class_total").name
-_BUCKET_RATIO = by_name("modelmon_baseline_bucket_ratio").name
-_CATEGORY_RATIO = by_name("modelmon_baseline_category_ratio").name
-_CLASS_RATIO = by_name("modelmon_baseline_class_ratio").name
-_BASELINE_SAMPLES = by_name("modelmon_baseline_samples").name
-_CALIBRATION = by_name("modelmon_baseline_calibration").name
+# The sample names parsed (query mode reads the same ones from the catalogue).
+_FV_BUCKET = cat.FEATURE_VALUE.bucket_name
+_PV_BUCKET = cat.PREDICTION_VALUE.bucket_name
+_FEATURE_CATEGORY = cat.FEATURE_CATEGORY.name
+_PREDICTED_CLASS = cat.PREDICTED_CLASS.name
+_BUCKET_RATIO = cat.BASELINE_BUCKET_RATIO.name
+_CATEGORY_RATIO = cat.BASELINE_CATEGORY_RATIO.name
+_CLASS_RATIO = cat.BASELINE_CLASS_RATIO.name
+_BASELINE_SAMPLES = cat.BASELINE_SAMPLES.name
+_CALIBRATION = cat.BASELINE_CALIBRATION.name
 
 
 class SeriesKey(NamedTuple):

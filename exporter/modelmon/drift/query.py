@@ -60,9 +60,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import catalogue as cat
 from ..baseline import Baseline, CategoricalSummary
-from ..catalogue import CALIBRATION_QUANTITIES, DRIFT_METHODS, by_name
-from ..monitor.collector import le_labels
+from ..catalogue import CALIBRATION_QUANTITIES, DRIFT_METHODS, MetricSpec, le_labels
 from .columns import SLOT, Columns, Histograms, columns_of, group_histograms
 from .evaluate import (
     CLASS_REFERENCE_SAMPLES,
@@ -76,14 +76,7 @@ from .evaluate import (
     ident_of,
     score_rows,
 )
-from .exposition import _BASELINE_SAMPLES as _SAMPLES  # the names scrape mode parses
 from .exposition import (
-    _BUCKET_RATIO,
-    _CALIBRATION,
-    _CATEGORY_RATIO,
-    _CLASS_RATIO,
-    _FV_BUCKET,
-    _PV_BUCKET,
     FEATURE_CATEGORY,
     FEATURE_VALUE,
     PREDICTED_CLASS,
@@ -91,8 +84,6 @@ from .exposition import (
     PREDICTION_VALUE,
     SeriesKey,
 )
-from .exposition import _FEATURE_CATEGORY as _CATEGORY
-from .exposition import _PREDICTED_CLASS as _CLASS
 from .promql import PromClient, QueryError
 from .scrape import Windows
 from .verdict import DEFAULT_VERDICT, VerdictSettings
@@ -116,7 +107,21 @@ DEFAULT_CONCURRENCY = 4
 #: Relative tolerance of the monotonicity check of cumulative bucket counts.
 MONOTONIC_RTOL = 1e-9
 
-_INFO = by_name("modelmon_model_info").name
+# The series read, named and grouped by the catalogue (the ones scrape mode parses, see
+# .exposition): a baseline gauge by all its labels, a histogram's buckets by its labels and le.
+_FV_BUCKET = cat.FEATURE_VALUE.bucket_name
+_PV_BUCKET = cat.PREDICTION_VALUE.bucket_name
+_CATEGORY = cat.FEATURE_CATEGORY.name
+_CLASS = cat.PREDICTED_CLASS.name
+
+
+def _by(spec: MetricSpec[Any], *extra: str) -> str:
+    """``(model, model_version, ...)``: the labels of ``spec`` (and ``extra``) for ``by``."""
+    return "(" + ", ".join(spec.labels + extra) + ")"
+
+
+def _max_by(spec: MetricSpec[Any]) -> str:
+    return f"max by {_by(spec)} ({spec.name})"
 
 
 @dataclass(frozen=True)
@@ -170,12 +175,12 @@ def model_matcher(models: Iterable[str], negate: bool = False) -> str:
 def baseline_queries() -> dict[str, str]:
     """The discovery and baseline queries, by name."""
     return {
-        "info": f"max by (model, model_version, baseline_id) ({_INFO})",
-        "bucket_ratio": f"max by (model, model_version, feature, le) ({_BUCKET_RATIO})",
-        "category_ratio": f"max by (model, model_version, feature, category) ({_CATEGORY_RATIO})",
-        "class_ratio": f"max by (model, model_version, class) ({_CLASS_RATIO})",
-        "samples": f"max by (model, model_version, feature) ({_SAMPLES})",
-        "calibration": f"max by (model, model_version, output, le, quantity) ({_CALIBRATION})",
+        "info": _max_by(cat.MODEL_INFO),
+        "bucket_ratio": _max_by(cat.BASELINE_BUCKET_RATIO),
+        "category_ratio": _max_by(cat.BASELINE_CATEGORY_RATIO),
+        "class_ratio": _max_by(cat.BASELINE_CLASS_RATIO),
+        "samples": _max_by(cat.BASELINE_SAMPLES),
+        "calibration": _max_by(cat.BASELINE_CALIBRATION),
     }
 
 
@@ -188,23 +193,22 @@ def window_queries(window: float, matcher: str = "", previous: bool = False) -> 
     def inc(metric: str) -> str:
         return f"increase({metric}{sel}{rng})"
 
-    def spread(by: str, metric: str) -> str:
+    def spread(spec: MetricSpec[Any]) -> str:
         # How unequal the replica counts of a histogram's buckets are: 0 exactly when every
         # bucket was summed over the same replicas (the standard deviation of equal values
         # is computed as exactly 0). One series per histogram, not per bucket, so the answer
         # is ~20x smaller than the counts; ``stddev`` reads the counts once where
         # ``max - min`` would evaluate them twice.
-        counts = f"count by (model, model_version, {by}, le) ({inc(metric)})"
-        return f"stddev by (model, model_version, {by}) ({counts})"
+        counts = f"count by {_by(spec, 'le')} ({inc(spec.bucket_name)})"
+        return f"stddev by {_by(spec)} ({counts})"
 
     return {
-        "feature_value": f"sum by (model, model_version, feature, le) ({inc(_FV_BUCKET)})",
-        "feature_value_replicas": spread("feature", _FV_BUCKET),
-        "prediction_value": f"sum by (model, model_version, output, le) ({inc(_PV_BUCKET)})",
-        "prediction_value_replicas": spread("output", _PV_BUCKET),
-        "feature_category":
-            f"sum by (model, model_version, feature, category) ({inc(_CATEGORY)})",
-        "predicted_class": f"sum by (model, model_version, class) ({inc(_CLASS)})",
+        "feature_value": f"sum by {_by(cat.FEATURE_VALUE, 'le')} ({inc(_FV_BUCKET)})",
+        "feature_value_replicas": spread(cat.FEATURE_VALUE),
+        "prediction_value": f"sum by {_by(cat.PREDICTION_VALUE, 'le')} ({inc(_PV_BUCKET)})",
+        "prediction_value_replicas": spread(cat.PREDICTION_VALUE),
+        "feature_category": f"sum by {_by(cat.FEATURE_CATEGORY)} ({inc(_CATEGORY)})",
+        "predicted_class": f"sum by {_by(cat.PREDICTED_CLASS)} ({inc(_CLASS)})",
     }
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..baseline import OTHER, Baseline, CategoricalSummary, category_key
 from ..catalogue import EXPIRE_REASONS
 from .columns import STR_OR_NONE, Problems
-from .joinstore import Remembered
+from .joinstore import MAX_ID_LENGTH, Remembered
 from .outcomes import LabelResult, OutcomeCounts, OutcomeView, Segment
 
 __all__ = ["GroundTruth", "TruthView", "MAX_ID_LENGTH", "MAX_LABEL_VERSIONS"]
@@ -31,8 +31,6 @@ __all__ = ["GroundTruth", "TruthView", "MAX_ID_LENGTH", "MAX_LABEL_VERSIONS"]
 #: Model versions per model whose labelled predictions are counted apart; predictions of
 #: further versions still remembered when their labels come are counted as ``__other__``.
 MAX_LABEL_VERSIONS = 8
-#: Longest accepted prediction id.
-MAX_ID_LENGTH = 128
 
 _ID_ERROR = f"expected a non-empty string of at most {MAX_ID_LENGTH} characters"
 

@@ -1,10 +1,13 @@
 """modelmon: Prometheus-native monitoring for machine-learning models."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .baseline import Baseline, BaselineError
 from .middleware.wrap import wrap
 from .monitor import Monitor
+
+if TYPE_CHECKING:  # imported lazily below; type checkers see the real classes
+    from .middleware import ASGIMiddleware, WSGIMiddleware
 
 __all__ = [
     "ASGIMiddleware",

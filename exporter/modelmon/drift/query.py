@@ -413,7 +413,7 @@ def _baseline_of(vectors: Mapping[str, Columns], overrides: Sequence[Baseline],
                                 dtype=np.float64, count=g.index.size)
                  for k, g in hist.groups.items()}
     return _Baseline(models=models, time=t, histograms=hist, table=table,
-                     samples=samples, group_samples=per_group)  # type: ignore[arg-type]
+                     samples=samples, group_samples=per_group)
 
 
 def _samples_of(cols: Columns) -> list[tuple[dict[str, str], float]]:
@@ -425,7 +425,7 @@ def _samples_of(cols: Columns) -> list[tuple[dict[str, str], float]]:
         key = cols.keys[sid]
         if None in key:
             continue
-        out.append((dict(zip(names, (*key, b))), v))  # type: ignore[arg-type]
+        out.append((dict(zip(names, (*key, b))), v))
     return out
 
 
@@ -437,7 +437,7 @@ def _by_key(cols: Columns) -> dict[tuple[str, ...], dict[str, float]]:
         key = cols.keys[sid]
         if b is None or None in key or not math.isfinite(v):
             continue
-        out.setdefault(key, {})[b] = v  # type: ignore[index]
+        out.setdefault(key, {})[b] = v
     return out
 
 
@@ -936,9 +936,9 @@ def _counters(cols: Columns) -> tuple[dict[tuple[str, ...], str],
         if None in key:
             continue
         if not math.isfinite(v):
-            bad[key] = "non_finite"  # type: ignore[index]
+            bad[key] = "non_finite"
         elif b is None:
-            bad.setdefault(key, "missing_buckets")  # type: ignore[arg-type]
+            bad.setdefault(key, "missing_buckets")
         else:
-            values.setdefault(key, {})[b] = v  # type: ignore[index]
+            values.setdefault(key, {})[b] = v
     return bad, values

@@ -83,7 +83,7 @@ import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -270,7 +270,9 @@ def _cached_wasserstein_moments(p: FloatArray, edges: FloatArray
                                 ) -> tuple[FloatArray, FloatArray]:
     """:func:`_wasserstein_moments`, computed only for rows not seen before."""
     rows = np.ascontiguousarray(np.concatenate([p, edges], axis=1))
-    keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel().tolist()
+    # one bytes key per row (a void scalar's tolist() is its bytes)
+    keys = cast(list[bytes],
+                rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel().tolist())
     got = [_W_CACHE.get(k) for k in keys]
     missing = [i for i, g in enumerate(got) if g is None]
     if missing:
@@ -283,7 +285,7 @@ def _cached_wasserstein_moments(p: FloatArray, edges: FloatArray
     return out[:, 0].copy(), out[:, 1].copy()
 
 
-def _grid(n: float) -> tuple[float, float]:
+def _grid(n: float) -> tuple[int, int]:
     """The two grid points around ``n`` (equal when ``n`` is on the grid)."""
     g = math.log10(max(n, 1.0)) * GRID_PER_DECADE
     lo, hi = math.floor(g + 1e-9), math.ceil(g - 1e-9)
@@ -292,6 +294,7 @@ def _grid(n: float) -> tuple[float, float]:
 
 def _score(method: str, ref: FloatArray, cur: FloatArray, edges: FloatArray | None) -> FloatArray:
     if method == "wasserstein_normed":
+        assert edges is not None, "wasserstein_normed needs the bucket edges"
         return np.asarray(wasserstein(ref, cur, edges, normed=True), dtype=np.float64)
     if method == "jensen_shannon":
         return np.asarray(jensen_shannon(ref, cur), dtype=np.float64)

@@ -47,7 +47,7 @@ from modelmon.drift.columns import decode_columns
 from modelmon.drift.evaluate import DriftResults
 from modelmon.drift.promql import PromClient
 from modelmon.drift.query import QuerySource
-from modelmon.monitor.collector import le_labels
+from modelmon.catalogue import le_labels
 
 FEATURES_PER_MODEL = 20
 BUCKETS = 20

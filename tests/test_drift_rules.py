@@ -138,7 +138,7 @@ def test_unit_test_expectations_match_modelmon_stats_psi():
 
 def test_largest_baseline_fits_the_rank_and_promtool_agrees(promtool, tmp_path):
     """201 buckets (bins=200, the most Baseline.build allows): PSI as modelmon.stats.psi."""
-    from modelmon.monitor.collector import le_labels
+    from modelmon.catalogue import le_labels
 
     rng = np.random.default_rng(5)
     b = Baseline.build({"v": rng.integers(0, 200, 5000).astype(float)}, model="m",

@@ -50,7 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelmon.baseline import Baseline, CategoricalSummary, NumericSummary
 from modelmon.catalogue import DRIFT_METHODS, DRIFT_QUERY_ERROR_REASONS, DRIFT_SKIP_REASONS, OTHER
 from modelmon.drift import DriftQueryService, ModelSettings, ScoreKey
-from modelmon.monitor.collector import le_labels
+from modelmon.catalogue import le_labels
 from modelmon.stats import (DEFAULT_ALPHA, DEFAULT_EFFECT, DEFAULT_METHOD, bucket_counts,
                             drift_scores, holm_levels, null_model)
 

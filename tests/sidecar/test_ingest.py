@@ -45,7 +45,7 @@ def test_valid_batch_counts_every_bucket_exactly(setup) -> None:
     r = ing.ingest_json(body(*events))
     assert r.reply() == {"accepted": 40, "rejected": []}
     edges = list(b.features["age"].edges)
-    from modelmon.monitor.collector import le_labels
+    from modelmon.catalogue import le_labels
     got = [val(reg, "modelmon_feature_value_bucket", feature="age", le=le)
            for le in le_labels(edges)]
     assert got == bucket_counts(edges, ages)

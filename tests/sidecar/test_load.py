@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from modelmon.monitor.collector import le_labels
+from modelmon.catalogue import le_labels
 from modelmon.sidecar.config import Limits
 
 from .conftest import start_sidecar

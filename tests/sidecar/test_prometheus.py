@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from modelmon.monitor.collector import le_labels
+from modelmon.catalogue import le_labels
 
 from ..conftest import Prometheus, VictoriaMetrics, require_binary
 from .conftest import PURPOSES, start_sidecar

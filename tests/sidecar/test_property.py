@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelmon.baseline import Baseline
-from modelmon.monitor.collector import le_labels
+from modelmon.catalogue import le_labels
 from modelmon.sidecar.config import Limits
 
 from .conftest import PURPOSES, Live, make_baseline, start_sidecar

@@ -1,7 +1,8 @@
 """In-process monitoring: Monitor (the hot path), its Prometheus collector, and the ground-truth
 join (label segments and the join stores where predictions wait for their labels)."""
 
-from .collector import MonitorCollector, le_labels
+from ..catalogue import le_labels  # an alias: it lives in the catalogue
+from .collector import MonitorCollector
 from .columns import SchemaViolationError
 from .monitor import Monitor
 from .joinstore import (

@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
+from .. import catalogue as cat
 from ..baseline import Baseline, NumericSummary
-from ..catalogue import (
-    CALIBRATION_QUANTITIES,
-    LABEL_DELAY_BUCKETS,
-    LATENCY_BUCKETS,
-    HistogramFamily,
-    by_name,
-)
-
+from ..catalogue import CALIBRATION_QUANTITIES, LABEL_DELAY_BUCKETS, LATENCY_BUCKETS, le_labels
 from .outcomes import OutcomeView
+from .truth import TruthView
 from .view import MonitorView
 
-__all__ = ["MonitorCollector", "le_labels"]
-
-
-def le_labels(edges: "np.ndarray | tuple[float, ...]") -> list[str]:
-    """The ``le`` strings of a histogram with these finite bounds, ``+Inf`` last.
-
-    >>> le_labels((-1.0, 0.5, 1200000.0))
-    ['-1.0', '0.5', '1.2e+06', '+Inf']
-    """
-    return [floatToGoString(float(e)) for e in edges] + ["+Inf"]
-
+__all__ = ["MonitorCollector"]
 
 _LATENCY_LES = le_labels(LATENCY_BUCKETS)
 
@@ -62,32 +47,36 @@ class MonitorCollector(Collector):
         self._les: dict[tuple[str, str], list[str]] = {}
         # The baseline gauges are constant: build their (labels, value) rows once,
         # not on every scrape.
-        self._baseline_rows: dict[str, list[tuple[list[str], float]]] = {
-            "modelmon_baseline_bucket_ratio": [], "modelmon_baseline_category_ratio": [],
-            "modelmon_baseline_class_ratio": [], "modelmon_baseline_samples": [],
-            "modelmon_baseline_calibration": []}
-        rows = self._baseline_rows
+        bucket_ratio: list[tuple[list[str], float]] = []
+        category_ratio: list[tuple[list[str], float]] = []
+        class_ratio: list[tuple[list[str], float]] = []
+        samples: list[tuple[list[str], float]] = []
+        calibration: list[tuple[list[str], float]] = []
         for m, b in baselines.items():
             v = b.model_version
             for name, s in {**b.numeric_features, **b.numeric_outputs}.items():
                 self._les[(m, name)] = le_labels(s.edges)
                 for le, r in zip(self._les[(m, name)], _cumulative_ratios(s)):
-                    rows["modelmon_baseline_bucket_ratio"].append(([m, v, name, le], r))
-                rows["modelmon_baseline_samples"].append(([m, v, name], float(s.samples)))
+                    bucket_ratio.append(([m, v, name, le], r))
+                samples.append(([m, v, name], float(s.samples)))
             pred = b.prediction
             if pred is not None and not isinstance(pred, NumericSummary):
                 for label, r in zip(pred.labels, pred.ratios.tolist()):
-                    rows["modelmon_baseline_class_ratio"].append(([m, v, label], r))
+                    class_ratio.append(([m, v, label], r))
             for name, cs in b.categorical_features.items():
                 for label, r in zip(cs.labels, cs.ratios.tolist()):
-                    rows["modelmon_baseline_category_ratio"].append(([m, v, name, label], r))
-                rows["modelmon_baseline_samples"].append(([m, v, name], float(cs.samples)))
+                    category_ratio.append(([m, v, name, label], r))
+                samples.append(([m, v, name], float(cs.samples)))
             cal = b.calibration
             if cal is not None and (m, cal.score) in self._les:
                 for quantity in CALIBRATION_QUANTITIES:
                     for le, n in zip(self._les[(m, cal.score)], getattr(cal, quantity)):
-                        rows["modelmon_baseline_calibration"].append(
+                        calibration.append(
                             ([m, v, cal.score, le, quantity], float(n)))
+        self._baseline_rows: list[tuple[cat.MetricSpec[Any], list[tuple[list[str], float]]]] = [
+            (cat.BASELINE_BUCKET_RATIO, bucket_ratio), (cat.BASELINE_CATEGORY_RATIO, category_ratio),
+            (cat.BASELINE_CLASS_RATIO, class_ratio), (cat.BASELINE_SAMPLES, samples),
+            (cat.BASELINE_CALIBRATION, calibration)]
 
     def describe(self) -> Iterator[Metric]:
         # Registering must not fold or read counts; an empty describe makes the
@@ -96,17 +85,17 @@ class MonitorCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         view = self.read()
-        fam = {spec.name: spec.family() for spec in _SPECS}
-        info = fam["modelmon_model_info"]
-        preds = fam["modelmon_predictions_total"]
-        fv: HistogramFamily = fam["modelmon_feature_value"]  # type: ignore[assignment]
-        cat = fam["modelmon_feature_category_total"]
-        miss = fam["modelmon_feature_missing_total"]
-        oor = fam["modelmon_feature_out_of_range_total"]
-        viol = fam["modelmon_schema_violations_total"]
-        pv: HistogramFamily = fam["modelmon_prediction_value"]  # type: ignore[assignment]
-        pcls = fam["modelmon_predicted_class_total"]
-        lat: HistogramFamily = fam["modelmon_inference_latency_seconds"]  # type: ignore[assignment]
+        info = cat.MODEL_INFO.family()
+        preds = cat.PREDICTIONS.family()
+        fv = cat.FEATURE_VALUE.family()
+        fcat = cat.FEATURE_CATEGORY.family()
+        miss = cat.FEATURE_MISSING.family()
+        oor = cat.FEATURE_OUT_OF_RANGE.family()
+        viol = cat.SCHEMA_VIOLATIONS.family()
+        pv = cat.PREDICTION_VALUE.family()
+        pcls = cat.PREDICTED_CLASS.family()
+        lat = cat.INFERENCE_LATENCY_SECONDS.family()
+        truth = _TruthFamilies()
         for mv in view.models:
             b = mv.baseline
             model, v = b.model, b.model_version
@@ -118,7 +107,7 @@ class MonitorCollector(Collector):
                 oor.add_metric([model, v, name], float(out_of_range))
             for name, (labels, counts) in c.categorical.items():
                 for label, n in zip(labels, counts.tolist()):
-                    cat.add_metric([model, v, name, label], float(n))
+                    fcat.add_metric([model, v, name, label], float(n))
             for name, n in c.missing.items():
                 miss.add_metric([model, v, name], float(n))
             for (feature, reason), n in c.violations.items():
@@ -130,85 +119,73 @@ class MonitorCollector(Collector):
                     pcls.add_metric([model, v, label], float(n))
             lat.add([model, v], _LATENCY_LES, c.latency[0].tolist(), c.latency[1])
             if mv.truth is not None:
-                t = mv.truth
-                fam["modelmon_labels_unmatched_total"].add_metric([model, v], float(t.unmatched))
-                for (version, reason), n in t.expired.items():
-                    fam["modelmon_predictions_expired_total"].add_metric([model, version, reason],
-                                                                         float(n))
-                for version, ls in t.versions:
-                    _labels(fam, [model, version], ls)
-        for name, rows in self._baseline_rows.items():
-            family = fam[name]
+                truth.add(model, v, mv.truth)
+        baseline: list[Metric] = []
+        for spec, rows in self._baseline_rows:
+            family = spec.family()
             for labels, value in rows:
                 family.add_metric(labels, value)
-        yield from (f for f in fam.values() if f.samples)
+            baseline.append(family)
+        families: list[Metric] = [info, preds, fv, fcat, miss, oor, viol, pv, pcls, lat,
+                                  *baseline, *truth.families()]
+        yield from (f for f in families if f.samples)
 
 
-def _labels(fam: dict[str, Metric], mv: list[str], ls: OutcomeView) -> None:
-    """The ground-truth families of one model version."""
-    fam["modelmon_labels_total"].add_metric(mv, float(ls.labels))
-    delay: HistogramFamily = fam["modelmon_label_delay_seconds"]  # type: ignore[assignment]
-    delay.add(mv, _DELAY_LES, np.cumsum(ls.delay_counts).tolist(), ls.delay_sum)
-    segs = ls.segment_labels
-    if ls.classifier:
-        conf = fam["modelmon_confusion_total"]
-        for si, seg in enumerate(segs):
-            for ai, actual in enumerate(ls.classes):
-                for pi, predicted in enumerate(ls.classes):
-                    conf.add_metric(mv + [seg, actual, predicted],
-                                    float(ls.confusion[si, ai, pi]))
-        if ls.score_name is not None:
-            les = le_labels(ls.score_edges)
-            hist: HistogramFamily = fam["modelmon_labeled_score"]  # type: ignore[assignment]
+class _TruthFamilies:
+    """The ground-truth families of one scrape."""
+
+    def __init__(self) -> None:
+        self.labels = cat.LABELS.family()
+        self.unmatched = cat.LABELS_UNMATCHED.family()
+        self.expired = cat.PREDICTIONS_EXPIRED.family()
+        self.delay = cat.LABEL_DELAY_SECONDS.family()
+        self.confusion = cat.CONFUSION.family()
+        self.score = cat.LABELED_SCORE.family()
+        self.error = cat.PREDICTION_ERROR.family()
+        self.abs_error = cat.PREDICTION_ABSOLUTE_ERROR.family()
+        self.sq_error = cat.PREDICTION_SQUARED_ERROR.family()
+        self.detections = cat.CONCEPT_DRIFT_DETECTIONS.family()
+        self.statistic = cat.CONCEPT_DRIFT_STATISTIC.family()
+
+    def families(self) -> list[Metric]:
+        return [self.labels, self.unmatched, self.expired, self.delay, self.confusion,
+                self.score, self.error, self.abs_error, self.sq_error, self.detections,
+                self.statistic]
+
+    def add(self, model: str, version: str, t: TruthView) -> None:
+        self.unmatched.add_metric([model, version], float(t.unmatched))
+        for (v, reason), n in t.expired.items():
+            self.expired.add_metric([model, v, reason], float(n))
+        for v, ls in t.versions:
+            self._version([model, v], ls)
+
+    def _version(self, mv: list[str], ls: OutcomeView) -> None:
+        self.labels.add_metric(mv, float(ls.labels))
+        self.delay.add(mv, _DELAY_LES, np.cumsum(ls.delay_counts).tolist(), ls.delay_sum)
+        segs = ls.segment_labels
+        if ls.classifier:
             for si, seg in enumerate(segs):
                 for ai, actual in enumerate(ls.classes):
-                    hist.add(mv + [seg, actual], les,
-                             np.cumsum(ls.score_counts[si, ai]).tolist(),
-                             float(ls.score_sums[si, ai]))
-    elif ls.error_edges.size:
-        les = le_labels(ls.error_edges)
-        err: HistogramFamily = fam["modelmon_prediction_error"]  # type: ignore[assignment]
-        for si, seg in enumerate(segs):
-            err.add(mv + [seg], les, np.cumsum(ls.error_counts[si]).tolist(),
-                    float(ls.error_sum[si]))
-            fam["modelmon_prediction_absolute_error_total"].add_metric(
-                mv + [seg], float(ls.abs_error[si]))
-            fam["modelmon_prediction_squared_error_total"].add_metric(
-                mv + [seg], float(ls.sq_error[si]))
-    for name, n, stat in ls.detections:
-        fam["modelmon_concept_drift_detections_total"].add_metric(mv + [name], float(n))
-        fam["modelmon_concept_drift_statistic"].add_metric(
-            mv + [name], stat if math.isfinite(stat) else 0.0)  # nothing checked yet
+                    for pi, predicted in enumerate(ls.classes):
+                        self.confusion.add_metric(mv + [seg, actual, predicted],
+                                                  float(ls.confusion[si, ai, pi]))
+            if ls.score_name is not None:
+                les = le_labels(ls.score_edges)
+                for si, seg in enumerate(segs):
+                    for ai, actual in enumerate(ls.classes):
+                        self.score.add(mv + [seg, actual], les,
+                                       np.cumsum(ls.score_counts[si, ai]).tolist(),
+                                       float(ls.score_sums[si, ai]))
+        elif ls.error_edges.size:
+            les = le_labels(ls.error_edges)
+            for si, seg in enumerate(segs):
+                self.error.add(mv + [seg], les, np.cumsum(ls.error_counts[si]).tolist(),
+                               float(ls.error_sum[si]))
+                self.abs_error.add_metric(mv + [seg], float(ls.abs_error[si]))
+                self.sq_error.add_metric(mv + [seg], float(ls.sq_error[si]))
+        for name, n, stat in ls.detections:
+            self.detections.add_metric(mv + [name], float(n))
+            self.statistic.add_metric(mv + [name], stat if math.isfinite(stat) else 0.0)
 
 
 _DELAY_LES = le_labels(LABEL_DELAY_BUCKETS)
-_LABEL_NAMES = (
-    "modelmon_labels_total",
-    "modelmon_labels_unmatched_total",
-    "modelmon_predictions_expired_total",
-    "modelmon_label_delay_seconds",
-    "modelmon_confusion_total",
-    "modelmon_labeled_score",
-    "modelmon_prediction_error",
-    "modelmon_prediction_absolute_error_total",
-    "modelmon_prediction_squared_error_total",
-    "modelmon_concept_drift_detections_total",
-    "modelmon_concept_drift_statistic",
-)
-_SPECS = [by_name(n) for n in (
-    "modelmon_model_info",
-    "modelmon_predictions_total",
-    "modelmon_feature_value",
-    "modelmon_feature_category_total",
-    "modelmon_feature_missing_total",
-    "modelmon_feature_out_of_range_total",
-    "modelmon_schema_violations_total",
-    "modelmon_prediction_value",
-    "modelmon_predicted_class_total",
-    "modelmon_inference_latency_seconds",
-    "modelmon_baseline_bucket_ratio",
-    "modelmon_baseline_category_ratio",
-    "modelmon_baseline_class_ratio",
-    "modelmon_baseline_samples",
-    "modelmon_baseline_calibration",
-) + _LABEL_NAMES]

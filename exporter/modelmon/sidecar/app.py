@@ -49,11 +49,11 @@ from ..catalogue import (
     SIDECAR_ENDPOINTS,
     SIDECAR_REJECT_REASONS,
     by_name,
+    le_labels,
 )
 from ..monitor import Monitor
 from ..monitor.joinstore import JoinStore
 from ..monitor.outcomes import Segment
-from ..monitor.collector import le_labels
 from .config import Limits
 from .ingest import Ingestor, RequestError
 from .labels import LabelIngestor

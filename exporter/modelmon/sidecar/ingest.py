@@ -31,14 +31,12 @@ import msgspec
 import numpy as np
 
 from ..baseline import Baseline, CategoricalSummary
-from ..catalogue import UNKNOWN
+from ..catalogue import MAX_PREDICTION_ID_LENGTH, UNKNOWN
 from ..monitor import Monitor
 from ..monitor.columns import ValidatedColumns
 
-__all__ = ["MAX_ERRORS", "REJECT_REASONS", "Event", "IngestResult", "Ingestor", "RequestError"]
+__all__ = ["MAX_ERRORS", "Event", "IngestResult", "Ingestor", "RequestError"]
 
-#: Reasons of ``modelmon_sidecar_events_rejected_total`` (a bounded set).
-REJECT_REASONS = ("malformed", "invalid_field", "wrong_type", "non_finite")
 #: Most entries listed in ``rejected`` (and in ``warnings``) of one reply.
 MAX_ERRORS = 1000
 #: Clean batches smaller than this wait in the Monitor's buffer and are counted in bulk
@@ -50,7 +48,7 @@ class Event(msgspec.Struct, forbid_unknown_fields=True):
     """One prediction event as posted to the sidecar."""
 
     features: dict[str, Any]
-    id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    id: Annotated[str, msgspec.Meta(max_length=MAX_PREDICTION_ID_LENGTH)] | None = None
     timestamp: float | str | None = None
     prediction: bool | int | float | str | None = None
     probabilities: float | dict[str, float] | list[float] | None = None
@@ -686,7 +684,7 @@ def _typed_decoders(b: Baseline) -> tuple[msgspec.json.Decoder, msgspec.json.Dec
     pred: Any = _CAT_TYPE if isinstance(b.prediction, CategoricalSummary) else float | None
     event = msgspec.defstruct("TypedEvent", [
         ("features", feats),
-        ("id", Annotated[str, msgspec.Meta(max_length=128)] | None, None),
+        ("id", Annotated[str, msgspec.Meta(max_length=MAX_PREDICTION_ID_LENGTH)] | None, None),
         ("timestamp", float | str | None, None),
         ("prediction", pred, None),
         ("probabilities", float | dict[str, float] | list[float] | None, None),

@@ -9,10 +9,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from ...catalogue import MAX_PREDICTION_ID_LENGTH
+
 log = logging.getLogger("modelmon.joinstore")
 
-#: Longest accepted prediction id.
-MAX_ID_LENGTH = 128
+#: Longest accepted prediction id (an alias of the catalogue's).
+MAX_ID_LENGTH = MAX_PREDICTION_ID_LENGTH
 DEFAULT_TTL_SECONDS = 7 * 86400.0
 
 Key = tuple[str, str, str]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -436,8 +437,7 @@ class Monitor:
             for key, k in cols.violations.items():
                 problems.violation(key[0], key[1], k)
             if cols.n and len(cols.ids) and any(x is not None for x in cols.ids):
-                order = m.counts.numeric_order
-                m.truth.remember(cols.ids, lambda f, c=cols: c.column(f, order),  # type: ignore[misc]
+                m.truth.remember(cols.ids, partial(cols.column, numeric_order=m.counts.numeric_order),
                                  cols.predictions, cols.probabilities, cols.timestamps,
                                  float(self.clock()), problems)
         self._put_remembered(m)

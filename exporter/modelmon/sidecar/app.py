@@ -47,8 +47,11 @@ from ..baseline import Baseline
 from ..catalogue import (
     REQUEST_BUCKETS,
     SIDECAR_ENDPOINTS,
+    SIDECAR_EVENTS_REJECTED,
+    SIDECAR_READY,
     SIDECAR_REJECT_REASONS,
-    by_name,
+    SIDECAR_REQUEST_DURATION_SECONDS,
+    SIDECAR_REQUESTS,
     le_labels,
 )
 from ..monitor import Monitor
@@ -120,19 +123,19 @@ class SidecarCollector(Collector):
             sums = dict(self.duration_sums)
             rejected = dict(self.rejected)
             ready = self.ready
-        fam = by_name("modelmon_sidecar_requests_total").family()
+        fam = SIDECAR_REQUESTS.family()
         for (e, c), n in sorted(requests.items()):
             fam.add_metric([e, c], n)
         yield fam
-        hist = by_name("modelmon_sidecar_request_duration_seconds").family()
+        hist = SIDECAR_REQUEST_DURATION_SECONDS.family()
         for e in SIDECAR_ENDPOINTS:
-            hist.add([e], self._les, np.cumsum(durations[e]).tolist(), sums[e])  # type: ignore[attr-defined]
+            hist.add([e], self._les, np.cumsum(durations[e]).tolist(), sums[e])
         yield hist
-        fam = by_name("modelmon_sidecar_events_rejected_total").family()
+        fam = SIDECAR_EVENTS_REJECTED.family()
         for (m, v, r), n in sorted(rejected.items()):
             fam.add_metric([m, v, r], n)
         yield fam
-        g = by_name("modelmon_sidecar_ready").family()
+        g = SIDECAR_READY.family()
         g.add_metric([], 1.0 if ready else 0.0)
         yield g
 

@@ -3,64 +3,47 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 from collections.abc import Sequence
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+# re-exported for the modules that import them from here
+from .support import (  # noqa: F401
+    IN_CI,
+    end_process,
+    free_port,
+    require_binary,
+    require_module,
+    wait_until,
+)
+
+#: Fixtures that find or start a real server binary ...
+SERVER_FIXTURES = frozenset({"promtool", "prometheus_binary", "victoria_metrics_binary",
+                             "redis_server", "alertmanager_binary", "amtool", "populated"})
+#: ... and the helpers a module starts one with (its tests start real servers).
+SERVER_HELPERS = frozenset({"require_binary", "Prometheus", "VictoriaMetrics", "RedisServer",
+                            "Alertmanager"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test that uses a server fixture or starts a real server
+    itself, so ``-m "not integration"`` is the quick unit run."""
+    for item in items:
+        function = getattr(item, "function", None)
+        code = getattr(function, "__code__", None)
+        names = set(code.co_names) if code is not None else set()
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())) or \
+                SERVER_HELPERS & names:
+            item.add_marker(pytest.mark.integration)
+
 
 # Sidecars the tests start as processes keep their label join in memory unless a test
 # chooses a store: the default (a SQLite file in the working directory) would put files
 # in the checkout and share them between unrelated sidecars.
 os.environ.setdefault("MODELMON_JOIN_STORE", "memory")
-
-
-def require_binary(name: str) -> str:
-    """Path of a real binary; skips loudly outside CI, fails under CI=true."""
-    path = shutil.which(name)
-    if path:
-        return path
-    msg = (f"REQUIRED BINARY MISSING: {name!r} is not on PATH. Install the Debian package "
-           f"(see .ci/run) to run this test.")
-    if IN_CI:
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
-def require_module(name: str, package: str) -> Any:
-    """An importable test dependency of the [test] extra; skips loudly outside CI (at
-    module level too), fails under CI=true, where a missing install step is a bug."""
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        msg = (f"REQUIRED PACKAGE MISSING: {package!r} (module {name!r}); "
-               "pip install -e '.[test]' installs it.")
-        if IN_CI:
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg, allow_module_level=True)
-
-
-def end_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 30 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -143,16 +126,14 @@ class _StoreServer:
 
     def wait_for(self, expr: str, predicate, timeout: float = 30.0) -> list[dict]:
         """Poll ``expr`` until ``predicate(result)`` holds; the last result otherwise fails."""
-        import time
+        last: list[list[dict]] = []
 
-        deadline = time.monotonic() + timeout
-        while True:
-            res = self.query(expr)
-            if predicate(res):
-                return res
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting on {expr!r}; last result {res}")
-            time.sleep(0.2)
+        def check() -> tuple[list[dict]] | None:  # a tuple: true even for an empty result
+            last[:] = [self.query(expr)]
+            return (last[0],) if predicate(last[0]) else None
+
+        return wait_until(check, repr(expr), timeout, interval=0.2,
+                          detail=lambda: f"last result {last[0] if last else None}")[0]
 
     def kill(self) -> None:
         """Stop the server (gracefully: buffered samples reach the disk), keeping its port

@@ -58,7 +58,7 @@ from modelmon.monitor import Segment
 
 from ..conftest import Prometheus, free_port, require_binary
 from ..sidecar.conftest import Live, start_sidecar
-from ..test_alerting_e2e import shortened
+from ..alerts.test_alerting_e2e import shortened
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILES = ("modelmon-rules.yaml", "modelmon-labels.rules.yml", "modelmon-drift.rules.yml")

@@ -54,7 +54,8 @@ from modelmon.catalogue import le_labels
 from modelmon.stats import (DEFAULT_ALPHA, DEFAULT_EFFECT, DEFAULT_METHOD, bucket_counts,
                             drift_scores, holm_levels, null_model)
 
-from tests.conftest import Prometheus, VictoriaMetrics, require_binary
+from tests.conftest import Prometheus, VictoriaMetrics
+from tests.support import require_binary, wait_until
 from tests.sidecar.conftest import PURPOSES, Live, start_sidecar
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -90,14 +91,6 @@ def query_at(store: Any, expr: str, t: float) -> list[dict[str, Any]]:
 def target(lv: Live) -> str:
     host, port = lv.server.address
     return f"{host}:{port}"
-
-
-def wait_until(pred: Any, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 # ------------------------------------------------------------------------ baselines
@@ -594,16 +587,16 @@ def test_store_outage_is_reported_survived_and_recovered(kind: str, tmp_path: Pa
             return bool(res is not None and res.all_sources_up
                         and res.score("loan", "age", "psi") is not None)
 
-        wait_until(scored, what="first scores")
+        wait_until(scored, "first scores")
         good = svc.latest
         assert good is not None
 
         store.kill()  # keeps the port and the data directory
         wait_until(lambda: svc.latest is not None and not svc.latest.all_sources_up,
-                   what="source_up 0")
+                   "source_up 0")
         down1 = svc.latest
         wait_until(lambda: svc.latest.evaluations > down1.evaluations + 1,  # type: ignore[union-attr]
-                   what="more failed evaluations")
+                   "more failed evaluations")
         down2 = svc.latest
         assert down2 is not None and not down2.all_sources_up
         # the last complete results stay visible; last_success does not advance
@@ -625,8 +618,8 @@ def test_store_outage_is_reported_survived_and_recovered(kind: str, tmp_path: Pa
         post(lv, "loan", loan_events(rng, 200))
         wait_until(lambda: svc.latest.all_sources_up  # type: ignore[union-attr]
                    and svc.latest.last_success_timestamp > down2.last_success_timestamp,
-                   what="recovery")
-        wait_until(scored, what="scores after recovery")
+                   "recovery")
+        wait_until(scored, "scores after recovery")
         text = requests.get(base + "/metrics", timeout=5).text
         assert f'modelmon_drift_source_up{{source="{store.url}"}} 1.0' in text
     finally:

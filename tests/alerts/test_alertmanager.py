@@ -28,9 +28,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import Alertmanager
+from .. import support
+from ..conftest import Alertmanager
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "alerts" / "alertmanager.example.yml"
 ROUTES = ROOT / "alerts" / "tests" / "alertmanager" / "routes.yaml"
 RULES = ROOT / "alerts" / "modelmon-rules.yaml"
@@ -357,15 +358,8 @@ def alert(name: str, ends_in: float = 600, **labels: str) -> dict:
 
 
 def wait_until(check, what: str, am: Alertmanager, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                                 f"alerts: {am.alerts()}\nlog: {am.log_text()}")
-        time.sleep(0.1)
+    return support.wait_until(check, what, timeout,
+                              detail=lambda: f"alerts: {am.alerts()}\nlog: {am.log_text()}")
 
 
 def find(alerts: list[dict], **labels: str) -> dict:

@@ -24,10 +24,10 @@ from modelmon import Baseline
 from modelmon.stats import psi
 from modelmon.stats.binning import bucket_counts
 
-from .conftest import Prometheus
-from .sidecar.conftest import PURPOSES, make_baseline, start_sidecar
+from ..conftest import Prometheus
+from ..sidecar.conftest import PURPOSES, make_baseline, start_sidecar
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "modelmon-drift.rules.yml"
 UNIT = ROOT / "alerts" / "tests" / "modelmon-drift.rules.test.yaml"
 WINDOW_NAMES = ("model_feature:modelmon_psi:1h",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,10 +24,11 @@ import yaml
 from modelmon import Baseline
 from modelmon.drift import DriftQueryService
 
-from .conftest import Prometheus, free_port, require_binary
-from .sidecar.conftest import start_sidecar
+from ..conftest import Prometheus
+from ..support import free_port, require_binary, wait_until
+from ..sidecar.conftest import start_sidecar
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "alerts" / "modelmon-rules.yaml"
 AM_EXAMPLE = REPO / "alerts" / "alertmanager.example.yml"
 RUNBOOK = REPO / "alerts" / "runbook.md"
@@ -171,18 +171,9 @@ class Traffic:
         self.thread.join(5)
 
 
-def wait_until(pred: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture
 def am_class() -> Iterator[Any]:
-    from . import conftest
+    from .. import conftest
 
     if not hasattr(conftest, "Alertmanager"):  # pragma: no cover - guarded for clarity
         pytest.fail("tests/conftest.py has no Alertmanager helper")
@@ -210,7 +201,17 @@ def test_a_drift_becomes_one_page_and_one_resolve(tmp_path: Path, am_class: Any)
         # 1. normal traffic: scores exported, nothing alerts
         prom.wait_for('count(modelmon_drift_score{model="loan",method="psi",reference="baseline"})',
                       lambda r: bool(r) and float(r[0]["value"][1]) >= 2, timeout=60)
-        time.sleep(10)
+        # ten evaluations of the rules on this traffic (counted, not slept): none fires
+        evaluations: set[str] = set()
+
+        def ten_quiet_evaluations() -> bool:
+            firing = prom.query('ALERTS{alertstate="firing"}')
+            assert firing == [], firing
+            groups = prom.http.get(prom.url + "/api/v1/rules", timeout=10).json()["data"]["groups"]
+            evaluations.update(g["lastEvaluation"] for g in groups if g["name"] == groups[0]["name"])
+            return len(evaluations) >= 10
+
+        wait_until(ten_quiet_evaluations, "ten rule evaluations", 60, interval=0.3)
         assert hook.alerts() == [], hook.received
         # 2. drift in age only: one page for exactly that feature
         # 0.25 sd: normed Wasserstein about 0.25 against a threshold of 0.15 (the effect floor
@@ -218,7 +219,8 @@ def test_a_drift_becomes_one_page_and_one_resolve(tmp_path: Path, am_class: Any)
         # and not the critical alert (which would inhibit it)
         traffic.shift = 2.5
         wait_until(lambda: any(a["labels"].get("alertname") == "ModelMonFeatureDrift"
-                               for a in hook.alerts("firing")), 120, "the drift alert")
+                               for a in hook.alerts("firing")), "the drift alert", 120,
+                   interval=0.25)
         firing = [a for a in hook.alerts("firing")
                   if a["labels"]["alertname"].startswith("ModelMonFeatureDrift")]
         assert {a["labels"].get("feature") for a in firing} == {"age"}
@@ -235,7 +237,7 @@ def test_a_drift_becomes_one_page_and_one_resolve(tmp_path: Path, am_class: Any)
         traffic.shift = 0.0
         wait_until(lambda: any(a["labels"].get("alertname") == "ModelMonFeatureDrift"
                                and a["status"] == "resolved" for a in hook.alerts()),
-                   180, "the resolved notification")
+                   "the resolved notification", 180, interval=0.25)
         # undrifted features never alerted, and nothing but the age drift paged
         assert {a["labels"].get("feature") for a in hook.alerts()
                 if "feature" in a["labels"]} == {"age"}

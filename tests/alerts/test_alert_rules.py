@@ -25,7 +25,7 @@ import pytest
 import yaml
 from modelmon.catalogue import series_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ALERTS_DIR = ROOT / "alerts"
 RULES = ALERTS_DIR / "modelmon-rules.yaml"
 UNIT = ALERTS_DIR / "tests" / "modelmon-rules.test.yaml"
@@ -295,7 +295,7 @@ def test_the_documented_command_passes(promtool: str) -> None:
     import glob
     import subprocess
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     files = sorted(glob.glob(str(root / "alerts" / "tests" / "*.yaml")))
     assert len(files) >= 3, files
     out = subprocess.run([promtool, "test", "rules", *files], capture_output=True, text=True,
@@ -310,7 +310,7 @@ def test_the_documented_prometheusrule_generator_makes_a_valid_object() -> None:
 
     import jsonschema
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     doc = (root / "docs" / "alerting.md").read_text()
     cmd = re.search(r"^(python3 -c '.*?') \\\n\s+(alerts/\S+ alerts/\S+) >", doc, re.M | re.S)
     assert cmd, "docs/alerting.md: the Python generator command was not found"

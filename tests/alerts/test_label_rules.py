@@ -23,7 +23,7 @@ import pytest
 import yaml
 from modelmon.catalogue import series_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "modelmon-labels.rules.yml"
 UNIT = ROOT / "alerts" / "tests" / "modelmon-labels.rules.test.yaml"
 

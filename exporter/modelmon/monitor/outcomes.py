@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..baseline import OTHER, Baseline, CategoricalSummary, NumericSummary, category_key
-from ..catalogue import CONCEPT_DETECTORS, LABEL_DELAY_BUCKETS, SEGMENT_ALL
+from ..baseline import Baseline, CategoricalSummary, NumericSummary, category_key
+from ..catalogue import CONCEPT_DETECTORS, LABEL_DELAY_BUCKETS, OTHER, SEGMENT_ALL
 from ..stats.binning import round_significant
 
 __all__ = ["Segment", "OutcomeCounts", "OutcomeView", "MISSING_SEGMENT", "LabelResult"]
@@ -50,10 +50,14 @@ class Segment:
     """
 
     feature: str
-    values: tuple[str, ...] | None = None
-    bins: tuple[float, ...] | None = None
+    #: any sequence; kept as a tuple (so a Segment is hashable)
+    values: Sequence[str] | None = None
+    #: any sequence of numbers; kept as a tuple of floats
+    bins: Sequence[float] | None = None
 
     def __post_init__(self) -> None:
+        if self.values is not None and not isinstance(self.values, (str, bytes)):
+            object.__setattr__(self, "values", tuple(self.values))
         if not isinstance(self.feature, str) or not self.feature:
             raise ValueError(f"segment feature: expected a non-empty name, got {self.feature!r}")
         if (self.values is None) == (self.bins is None):
@@ -119,11 +123,7 @@ class LabelResult:
 
     matched: int = 0
     unmatched: int = 0
-    rejected: list[tuple[int, str, str]] | None = None
-
-    def __post_init__(self) -> None:
-        if self.rejected is None:
-            self.rejected = []
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def _error_edges(prediction: NumericSummary) -> np.ndarray:

@@ -20,19 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from ..baseline import OTHER, Baseline, CategoricalSummary, category_key
-from ..catalogue import EXPIRE_REASONS
+from ..baseline import Baseline, CategoricalSummary, category_key
+from ..catalogue import EXPIRE_REASONS, MAX_PREDICTION_ID_LENGTH, OTHER
 from .columns import STR_OR_NONE, Problems
-from .joinstore import MAX_ID_LENGTH, Remembered
+from .joinstore import Remembered
 from .outcomes import LabelResult, OutcomeCounts, OutcomeView, Segment
 
-__all__ = ["GroundTruth", "TruthView", "MAX_ID_LENGTH", "MAX_LABEL_VERSIONS"]
+__all__ = ["GroundTruth", "TruthView", "MAX_PREDICTION_ID_LENGTH", "MAX_LABEL_VERSIONS"]
 
 #: Model versions per model whose labelled predictions are counted apart; predictions of
 #: further versions still remembered when their labels come are counted as ``__other__``.
 MAX_LABEL_VERSIONS = 8
 
-_ID_ERROR = f"expected a non-empty string of at most {MAX_ID_LENGTH} characters"
+_ID_ERROR = f"expected a non-empty string of at most {MAX_PREDICTION_ID_LENGTH} characters"
 
 #: Makes the concept-drift detectors of a new OutcomeCounts (name -> detector).
 Detectors = Callable[[], Mapping[str, Any]]
@@ -139,11 +139,11 @@ class GroundTruth:
             keep = list(range(len(ids)))
         self.start()
         lengths = list(map(len, ids)) if set(map(type, ids)) == {str} else None
-        if lengths is not None and min(lengths) > 0 and max(lengths) <= MAX_ID_LENGTH:
+        if lengths is not None and min(lengths) > 0 and max(lengths) <= MAX_PREDICTION_ID_LENGTH:
             bad: list[int] = []  # the common case: every id a usable string
         else:
             bad = [i for i in keep if type(ids[i]) is not str or not ids[i]
-                   or len(ids[i]) > MAX_ID_LENGTH]
+                   or len(ids[i]) > MAX_PREDICTION_ID_LENGTH]
         if bad:
             problems.violation("id", "wrong_type", len(bad), _ID_ERROR)
             drop = set(bad)
@@ -207,7 +207,6 @@ class GroundTruth:
               ) -> tuple[list[str], list[Any], list[float]]:
         """The usable (id, label, time) triples; the others go to ``result.rejected``."""
         rejected = result.rejected
-        assert rejected is not None
         self.start()
         with self.lock:  # the current version's counts: its classes check the labels
             probe = self._label_state(self.version)
@@ -215,7 +214,7 @@ class GroundTruth:
         good_actual: list[Any] = []
         good_ts: list[float] = []
         for i, (pid, label) in enumerate(zip(ids, labels)):
-            if type(pid) is not str or not pid or len(pid) > MAX_ID_LENGTH:
+            if type(pid) is not str or not pid or len(pid) > MAX_PREDICTION_ID_LENGTH:
                 rejected.append((i, "id", _ID_ERROR))
                 continue
             if probe.classifier:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from ..catalogue import MAX_PREDICTION_ID_LENGTH
 from ..monitor import Monitor
 from .ingest import (
     MAX_ERRORS,
@@ -40,7 +41,7 @@ _FIELDS = "id, label, timestamp"
 class LabelEntry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One ground-truth label as posted to the sidecar."""
 
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PREDICTION_ID_LENGTH)]
     label: bool | int | float | str
     timestamp: float | str | None = None
 

@@ -123,8 +123,8 @@ class MonitorCollector(Collector):
         baseline: list[Metric] = []
         for spec, rows in self._baseline_rows:
             family = spec.family()
-            for labels, value in rows:
-                family.add_metric(labels, value)
+            for label_values, value in rows:
+                family.add_metric(label_values, value)
             baseline.append(family)
         families: list[Metric] = [info, preds, fv, fcat, miss, oor, viol, pv, pcls, lat,
                                   *baseline, *truth.families()]

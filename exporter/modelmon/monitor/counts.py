@@ -400,10 +400,10 @@ class ModelCounts:
     def _restore(self, saved: tuple[Any, ...]) -> None:
         num, cat, out, classes, lat, lat_sum, preds, missing = saved
         self.le[:], self.sums[:], self.out_of_range[:] = num
-        for c, counts in zip(self.categorical.values(), cat):
-            c.counts[:] = counts
-        for c, (counts, s) in zip(self.outputs.values(), out):
-            c.counts[:], c.sum = counts, s
+        for column, counts in zip(self.categorical.values(), cat):
+            column.counts[:] = counts
+        for output, (counts, s) in zip(self.outputs.values(), out):
+            output.counts[:], output.sum = counts, s
         if classes is not None and self.classes is not None:
             self.classes.counts[:] = classes
         self.latency[:] = lat

@@ -199,8 +199,8 @@ class OutcomeCounts:
         self.score_name: str | None = None
         self.score_edges = np.zeros(0)
         if self.classifier and len(baseline.probabilities) == 1:
-            self.score_name, s = next(iter(baseline.probabilities.items()))
-            self.score_edges = np.asarray(s.edges, dtype=np.float64)
+            self.score_name, score = next(iter(baseline.probabilities.items()))
+            self.score_edges = np.asarray(score.edges, dtype=np.float64)
         nb = self.score_edges.size + 1
         self.score_counts = np.zeros((n_seg, k, nb), dtype=np.int64)
         self.score_sums = np.zeros((n_seg, k))

@@ -99,7 +99,7 @@ class GroundTruth:
             return f if math.isfinite(f) else None
         return None
 
-    def _predicted_column(self, predictions: Sequence[Any], keep: list[int],
+    def _predicted_column(self, predictions: Sequence[Any] | np.ndarray, keep: list[int],
                           whole: bool) -> Sequence[str | float | None]:
         if not len(predictions):
             return [None] * len(keep)
@@ -117,15 +117,16 @@ class GroundTruth:
         if isinstance(probabilities, np.ndarray) and probabilities.ndim == 1 \
                 and probabilities.dtype.kind == "f":
             a = probabilities if whole else probabilities[keep]
-            vals = a.tolist()
+            vals: list[float] = a.tolist()
             if np.isfinite(a).all():
                 return vals
             return [v if math.isfinite(v) else None for v in vals]
         col = probabilities if whole else [probabilities[i] for i in keep]
         return list(map(self.score_of, col))
 
-    def remember(self, ids: Sequence[Any], column: Callable[[str], Sequence[Any]],
-                 predictions: Sequence[Any], probabilities: Sequence[Any] | np.ndarray,
+    def remember(self, ids: Sequence[Any] | np.ndarray, column: Callable[[str], Sequence[Any]],
+                 predictions: Sequence[Any] | np.ndarray,
+                 probabilities: Sequence[Any] | np.ndarray,
                  timestamps: Sequence[Any] | None, now: float, problems: Problems) -> None:
         """Queue the events with an id for the join store (``column(feature)`` gives a
         segmenting feature's values, one per event); a bad id is a violation."""

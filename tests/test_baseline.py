@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 import pytest
+
+from tests.support import require_module
 import yaml
 
 from modelmon import Baseline, BaselineError
@@ -156,7 +158,7 @@ def test_category_key_normalises_like_json():
 
 
 def test_pandas_dataframe_input(data):
-    pd = pytest.importorskip("pandas")
+    pd = require_module("pandas")
     df = pd.DataFrame(data)
     df.loc[0:99, "income"] = np.nan
     df["region"] = df["region"].astype("category")

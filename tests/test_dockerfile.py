@@ -24,7 +24,7 @@ from modelmon.drift.cli import DEFAULTS as DRIFT_DEFAULTS
 from modelmon.drift.config import parse_duration
 from modelmon.sidecar.config import _SETTINGS, DEFAULT_PORT
 
-from .conftest import IN_CI
+from .support import IN_CI, require_module
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"
@@ -367,9 +367,7 @@ def test_pod_model_container_and_shutdown(deployment: dict[str, Any]) -> None:
 
 
 def test_pod_passes_kubernetes_validate(deployment: dict[str, Any]) -> None:
-    kv = pytest.importorskip("kubernetes_validate",
-                             reason="kubernetes-validate is not installed (pip install "
-                                    "kubernetes-validate)")
+    kv = require_module("kubernetes_validate", "kubernetes-validate")
     for doc in yaml.safe_load_all(POD.read_text(encoding="utf-8")):
         if doc:
             kv.validate(doc, kv.latest_version(), strict=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-try:
-    import helm_python as helm
-except ImportError:  # pragma: no cover - the [test] extra installs it
-    if os.environ.get("CI", "").lower() == "true":
-        raise
-    helm = None  # type: ignore[assignment]  # each test module: pytest.importorskip
+from tests.support import require_module
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "modelmon"
@@ -81,6 +75,7 @@ def parse_manifests(manifests: dict[str, str]) -> tuple[list[dict[str, Any]], st
 
 def render_chart(values: dict[str, Any] | None, chart_dir: Path = CHART,
                  namespace: str = NAMESPACE) -> Rendered:
+    helm = require_module("helm_python", "helm-python-sdk")
     with helm.Chart.load(chart_dir) as chart:
         manifests = chart.render(values or {}, name=RELEASE, namespace=namespace)
     objects, notes = parse_manifests(manifests)
@@ -151,7 +146,7 @@ _FAKE_SECRETS = {
 
 
 def _tls_files(tmp: Path) -> dict[str, str]:
-    trustme = pytest.importorskip("trustme")
+    trustme = require_module("trustme")
     ca = trustme.CA()
     client = ca.issue_cert("modelmon.example")
     return {"ca.crt": ca.cert_pem.bytes().decode(),

@@ -5,10 +5,12 @@ import re
 import warnings
 
 import pytest
+
+from tests.support import require_module
 from prometheus_client import CollectorRegistry
 
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
+require_module("starlette")
+require_module("httpx")
 
 from starlette.applications import Starlette
 from starlette.requests import Request

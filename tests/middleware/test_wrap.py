@@ -3,10 +3,12 @@ import pickle
 
 import numpy as np
 import pytest
+
+from tests.support import require_module
 from prometheus_client import CollectorRegistry
 
-pd = pytest.importorskip("pandas")
-pytest.importorskip("sklearn")
+pd = require_module("pandas")
+require_module("sklearn", "scikit-learn")
 
 from modelmon import Baseline, Monitor, wrap
 from modelmon.monitor import le_labels

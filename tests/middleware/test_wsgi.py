@@ -4,9 +4,11 @@ import logging
 import re
 
 import pytest
+
+from tests.support import require_module
 from prometheus_client import CollectorRegistry
 
-flask = pytest.importorskip("flask")
+flask = require_module("flask")
 
 from modelmon import Baseline, Monitor
 from modelmon.middleware import WSGIMiddleware

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.support import require_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
@@ -117,7 +119,7 @@ def test_observe_batch_equals_observe_per_event():
 
 
 def test_observe_batch_takes_a_dataframe():
-    pd = pytest.importorskip("pandas")
+    pd = require_module("pandas")
     b = tiny_baseline()
     reg = CollectorRegistry()
     mon = Monitor(b, registry=reg)

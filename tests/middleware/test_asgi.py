@@ -1,6 +1,8 @@
+"""What only the ASGI middleware has: raw ASGI messages, scopes, compressed and streamed
+bodies, JSON paths. The behaviour both middlewares share is in ``test_frameworks.py``."""
+
 import asyncio
 import json
-import logging
 import re
 import warnings
 
@@ -116,40 +118,6 @@ def make_client(mon, *, clock=None, seen=None, delay=0.0, **kw):
     return TestClient(app), seen
 
 
-def test_single_event_is_counted():
-    reg = CollectorRegistry()
-    client, _ = make_client(Monitor(baseline(), registry=reg))
-    r = client.post("/predict", json={"features": {"x": 1.0, "c": "a"}})
-    assert r.status_code == 200 and r.json() == {"prediction": "p", "score": 0.7}
-    assert val(reg, "modelmon_predictions_total") == 1
-    assert val(reg, "modelmon_feature_value_bucket", feature="x", le="2.5") == 1
-    assert val(reg, "modelmon_feature_value_bucket", feature="x", le="+Inf") == 1
-    assert val(reg, "modelmon_feature_category_total", feature="c", category="a") == 1
-    assert val(reg, "modelmon_predicted_class_total", **{"class": "p"}) == 1
-    assert val(reg, "modelmon_prediction_value_bucket", output="s", le="0.5") == 0
-    assert val(reg, "modelmon_prediction_value_bucket", output="s", le="+Inf") == 1
-    assert val(reg, "modelmon_inference_latency_seconds_count") == 1
-
-
-def test_batch_is_counted_by_position():
-    reg = CollectorRegistry()
-    client, _ = make_client(Monitor(baseline(), registry=reg), path="/batch",
-                            features="instances[*]", prediction="predictions[*]",
-                            probabilities="scores[*]")
-    inst = [{"x": 1.0, "c": "a"}, {"x": 3.0, "c": "b"}, {"x": 4.0, "c": "zzz"}]
-    r = client.post("/batch", json={"instances": inst})
-    assert r.status_code == 200
-    assert val(reg, "modelmon_predictions_total") == 3
-    assert val(reg, "modelmon_feature_value_bucket", feature="x", le="2.5") == 1
-    assert val(reg, "modelmon_feature_value_bucket", feature="x", le="+Inf") == 3
-    assert val(reg, "modelmon_feature_category_total", feature="c", category="__other__") == 1
-    assert val(reg, "modelmon_predicted_class_total", **{"class": "p"}) == 1
-    assert val(reg, "modelmon_predicted_class_total", **{"class": "q"}) == 2
-    # scores 0.1, 0.2, 0.3: all at or below 0.5
-    assert val(reg, "modelmon_prediction_value_bucket", output="s", le="0.5") == 3
-    assert val(reg, "modelmon_inference_latency_seconds_count") == 3
-
-
 def test_positional_rows_take_the_baseline_feature_order():
     reg = CollectorRegistry()
     client, _ = make_client(Monitor(baseline(), registry=reg), path="/batch",
@@ -160,48 +128,6 @@ def test_positional_rows_take_the_baseline_feature_order():
     assert val(reg, "modelmon_feature_category_total", feature="c", category="b") == 2
     assert val(reg, "modelmon_schema_violations_total", feature="__unknown__",
                reason="unknown_feature") == 0
-
-
-@pytest.mark.parametrize("route", ["/text", "/error"])
-def test_non_json_and_error_responses_count_nothing(route):
-    reg = CollectorRegistry()
-    client, _ = make_client(Monitor(baseline(), registry=reg), path=route)
-    r = client.post(route, json={"features": {"x": 1.0, "c": "a"}})
-    assert r.status_code == (200 if route == "/text" else 500)
-    assert val(reg, "modelmon_predictions_total") == 0
-    assert val(reg, "modelmon_inference_latency_seconds_count") == 0
-
-
-def test_streaming_json_response_is_forwarded_unchanged_and_counted():
-    reg = CollectorRegistry()
-    client, _ = make_client(Monitor(baseline(), registry=reg), path=["/stream", "/stream_text"])
-    r = client.post("/stream", json={"features": {"x": 3.0, "c": "b"}})
-    assert r.content == b'{"prediction": "q", "score": 0.2}'
-    assert val(reg, "modelmon_predicted_class_total", **{"class": "q"}) == 1
-    assert val(reg, "modelmon_prediction_value_bucket", output="s", le="0.5") == 1
-    r = client.post("/stream_text", json={"features": {"x": 3.0, "c": "b"}})
-    assert r.content == b"line 1\nline 2\n\x00\xff"
-    assert val(reg, "modelmon_predictions_total") == 1
-
-
-class Boom(Monitor):
-    def observe(self, *args, **kwargs):
-        raise RuntimeError("monitor is broken")
-
-    def observe_batch(self, *args, **kwargs):
-        raise RuntimeError("monitor is broken")
-
-
-def test_a_failing_monitor_never_breaks_the_response(caplog):
-    reg = CollectorRegistry()
-    client, seen = make_client(Boom(baseline(), registry=reg))
-    with caplog.at_level(logging.WARNING, logger="modelmon.middleware"):
-        for _ in range(3):
-            r = client.post("/predict", json={"features": {"x": 1.0, "c": "a"}})
-            assert r.status_code == 200 and r.json() == {"prediction": "p", "score": 0.7}
-    assert len(seen.bodies) == 3
-    msgs = [r for r in caplog.records if "monitoring failed" in r.getMessage()]
-    assert len(msgs) == 1  # rate-limited
 
 
 class RaisingClock(FakeClock):
@@ -223,81 +149,6 @@ def test_a_raising_clock_never_breaks_the_response():
     r = client.post("/predict", json={"features": {"x": 1.0, "c": "a"}})
     assert r.status_code == 200 and r.json()["prediction"] == "p"
     assert val(reg, "modelmon_predictions_total") == 0
-
-
-def test_the_app_sees_the_identical_request_body():
-    reg = CollectorRegistry()
-    client, seen = make_client(Monitor(baseline(), registry=reg))
-    raw = b'{ "features" : {"x": 1.0,\n "c": "a", "extra": "\xc3\xa9"}  }  '
-    r = client.post("/predict", content=raw, headers={"content-type": "application/json"})
-    assert r.status_code == 200
-    assert seen.bodies == [raw]
-    assert val(reg, "modelmon_predictions_total") == 1
-
-
-def test_other_paths_and_methods_are_not_counted():
-    reg = CollectorRegistry()
-    client, seen = make_client(Monitor(baseline(), registry=reg))
-    assert client.post("/other", json={"features": {"x": 1.0, "c": "a"}}).status_code == 200
-    # GET /predict with a body: the method is not monitored
-    r = client.request("GET", "/predict", content=json.dumps({"features": {"x": 1.0}}))
-    assert r.status_code == 200
-    assert len(seen.bodies) == 2
-    assert val(reg, "modelmon_predictions_total") == 0
-
-
-def test_latency_from_a_fake_clock_lands_in_its_bucket():
-    reg = CollectorRegistry()
-    clock = FakeClock()
-    client, _ = make_client(Monitor(baseline(), registry=reg), clock=clock, delay=0.3,
-                            path="/batch", features="instances[*]",
-                            prediction="predictions[*]", probabilities=None)
-    client.post("/batch", json={"instances": [{"x": 1.0, "c": "a"}, {"x": 2.0, "c": "a"}]})
-    assert val(reg, "modelmon_inference_latency_seconds_count") == 2
-    assert val(reg, "modelmon_inference_latency_seconds_bucket", le="0.25") == 0
-    assert val(reg, "modelmon_inference_latency_seconds_bucket", le="0.5") == 2
-    assert val(reg, "modelmon_inference_latency_seconds_sum") == pytest.approx(0.6)
-
-
-def test_bodies_over_the_limit_are_not_counted():
-    reg = CollectorRegistry()
-    client, _ = make_client(Monitor(baseline(), registry=reg), max_body_bytes=20)
-    r = client.post("/predict", json={"features": {"x": 1.0, "c": "a"}})
-    assert r.status_code == 200 and r.json()["prediction"] == "p"
-    assert val(reg, "modelmon_predictions_total") == 0
-
-
-def test_batch_length_mismatch_counts_nothing_and_warns_once(caplog):
-    reg = CollectorRegistry()
-    client, _ = make_client(Monitor(baseline(), registry=reg), path="/batch",
-                            features="instances[*]", prediction=lambda body: ["p"],
-                            probabilities=None)
-    with caplog.at_level(logging.WARNING, logger="modelmon.middleware"):
-        for _ in range(2):
-            r = client.post("/batch", json={"instances": [{"x": 1.0, "c": "a"}] * 2})
-            assert r.status_code == 200
-    assert val(reg, "modelmon_predictions_total") == 0
-    assert len([r for r in caplog.records if "batch of 2" in r.getMessage()]) == 1
-
-
-def test_missing_path_in_the_response_counts_nothing():
-    reg = CollectorRegistry()
-    client, _ = make_client(Monitor(baseline(), registry=reg), prediction="output.label")
-    assert client.post("/predict", json={"features": {"x": 1.0, "c": "a"}}).status_code == 200
-    assert val(reg, "modelmon_predictions_total") == 0
-
-
-def test_named_model_of_a_multi_model_monitor():
-    reg = CollectorRegistry()
-    mon = Monitor([baseline("a"), baseline("b")], registry=reg)
-    client, _ = make_client(mon, model="b")
-    client.post("/predict", json={"features": {"x": 1.0, "c": "a"}})
-    assert val(reg, "modelmon_predictions_total", model="b") == 1
-    assert val(reg, "modelmon_predictions_total", model="a") == 0
-    with pytest.raises(ValueError, match="'zz'"):
-        ASGIMiddleware(None, mon, model="zz")
-    with pytest.raises(ValueError, match="several models"):
-        ASGIMiddleware(None, mon)
 
 
 @pytest.mark.parametrize("spec, body, expect", [
@@ -328,13 +179,6 @@ def test_paths_that_do_not_match_raise_path_errors(spec, body):
 
     with pytest.raises(PathError, match=re.escape(repr(spec))):
         JsonPath(spec).get(body)
-
-
-@pytest.mark.parametrize("bad", ["a..b", "a[", "a[x]", "a.", "$x", "a[*].b[*]", "a]b"])
-def test_a_malformed_path_fails_at_construction_naming_it(bad):
-    mon = Monitor(baseline(), registry=CollectorRegistry())
-    with pytest.raises(ValueError, match=re.escape(f"features: path {bad!r}")):
-        ASGIMiddleware(None, mon, features=bad)
 
 
 # -- the raw ASGI protocol -----------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,8 @@ import yaml
 
 from modelmon import Baseline
 
-from ..conftest import Prometheus, require_binary
+from ..conftest import Prometheus
+from ..support import require_binary, wait_until
 from .conftest import start_sidecar
 
 RULES = Path(__file__).resolve().parents[2] / "alerts" / "modelmon-labels.rules.yml"
@@ -33,6 +33,17 @@ def inlined(group: str) -> dict[str, str]:
     return out
 
 
+def more_scrapes(prom: Prometheus, series: str, k: int) -> None:
+    """Wait until the store holds ``k`` more samples of ``series`` than now (a sentinel:
+    counted scrapes, not seconds)."""
+    def samples() -> float:
+        res = prom.query(f"sum(count_over_time({series}[10m]))")
+        return float(res[0]["value"][1]) if res else 0.0
+
+    start = samples()
+    wait_until(lambda: samples() >= start + k, f"{k} more scrapes of {series}", 30)
+
+
 @pytest.mark.slow
 def test_accuracy_precision_recall_per_segment_from_the_sidecar(tmp_path: Path,
                                                                 baseline: Baseline) -> None:
@@ -50,14 +61,14 @@ def test_accuracy_precision_recall_per_segment_from_the_sidecar(tmp_path: Path,
         assert lv.post("loan", body).json()["accepted"] == n
         prom.wait_for('count(modelmon_confusion_total{model="loan"} == 0)',
                       lambda r: bool(r) and float(r[0]["value"][1]) > 0)
-        time.sleep(2.5)  # a few scrapes at 0
+        more_scrapes(prom, 'modelmon_labels_total{model="loan"}', 2)  # a few scrapes at 0
         # 2. their labels: actual "yes" for every third, else "no"
         actual = ["yes" if i % 3 == 0 else "no" for i in range(n)]
         lab = json.dumps({"labels": [{"id": i, "label": a} for i, a in zip(ids, actual)]})
         assert lv.post_labels("loan", lab.encode()).json()["matched"] == n
         prom.wait_for('sum(modelmon_labels_total{model="loan"})',
                       lambda r: bool(r) and float(r[0]["value"][1]) == n)
-        time.sleep(2.5)
+        more_scrapes(prom, 'modelmon_labels_total{model="loan"}', 2)
         rules = inlined("modelmon-labels-1h")
 
         def value(record: str, **labels: str) -> float:

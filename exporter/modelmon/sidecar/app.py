@@ -2,7 +2,9 @@
 
 A plain ASGI callable (no framework) so the hot path is: read the body with a
 limit, decode and validate it in one msgspec pass, fold the columns into the
-Monitor, reply. Served by uvicorn (see :mod:`modelmon.sidecar.server`).
+Monitor, reply. The sidecar's own routes sit on the HTTP shell every modelmon
+server shares (:class:`modelmon.web.WebApp`: ``/metrics``, health, readiness,
+errors, the body limit), served by uvicorn (see :mod:`modelmon.sidecar.server`).
 
 Endpoints
 ---------
@@ -25,18 +27,15 @@ Endpoints
 
 from __future__ import annotations
 
-import gzip
 import logging
 import threading
 import time
 import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
 import msgspec
 import numpy as np
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.platform_collector import PlatformCollector
@@ -57,6 +56,7 @@ from ..catalogue import (
 from ..monitor import Monitor
 from ..monitor.joinstore import JoinStore
 from ..monitor.outcomes import Segment
+from ..web import HTTPError, Request, WebApp, lifespan
 from .config import Limits
 from .ingest import Ingestor, RequestError
 from .labels import LabelIngestor
@@ -140,17 +140,12 @@ class SidecarCollector(Collector):
         yield g
 
 
-class _Reply(Exception):
-    """Raised inside a handler to answer at once."""
+class SidecarApp(WebApp):
+    """ASGI application of ``modelmon sidecar``: its routes on the shared HTTP shell.
 
-    def __init__(self, status: int, code: str, message: str,
-                 headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
-class SidecarApp:
-    """ASGI application of ``modelmon sidecar``.
+    ``/metrics``, ``/-/healthy``, ``/-/ready``, 404/405/500 and the body limit
+    come from :class:`modelmon.web.WebApp`; every request is counted per
+    endpoint in :class:`SidecarCollector`.
 
     Parameters
     ----------
@@ -170,6 +165,8 @@ class SidecarApp:
         Segments of the labelled-prediction metrics, per model.
     """
 
+    body_limit_hint = " (max_body_bytes); split the batch"
+
     def __init__(
         self,
         baselines: Sequence[Baseline],
@@ -181,10 +178,10 @@ class SidecarApp:
         segments: Mapping[str, Sequence[Segment]] | None = None,
     ) -> None:
         self.limits = limits or Limits()
-        self.registry = registry if registry is not None else default_registry()
+        registry = registry if registry is not None else default_registry()
         # small clean batches wait in the Monitor's buffer: counted in bulk at 2,048
         # waiting events or before a scrape, whichever comes first
-        self.monitor = Monitor(list(baselines), registry=self.registry, join_store=join_store,
+        self.monitor = Monitor(list(baselines), registry=registry, join_store=join_store,
                                segments=dict(segments or {}), flush_at=2048)
         self.ingestors = {b.model: Ingestor(b, self.monitor, self.limits.max_events_per_request)
                           for b in baselines}
@@ -192,8 +189,9 @@ class SidecarApp:
                                                        self.limits.max_events_per_request)
                                 for b in baselines}
         self.own_metrics = SidecarCollector({b.model: b.model_version for b in baselines})
-        self.registry.register(self.own_metrics)
-        self.clock = clock
+        registry.register(self.own_metrics)
+        super().__init__(registry, max_body_bytes=self.limits.max_body_bytes,
+                         on_request=self.own_metrics.request, clock=clock, name="sidecar")
         self._models_body = _encode({"models": [
             {"name": b.model, "version": b.model_version, "baseline_id": b.id,
              "features": list(b.features),
@@ -201,192 +199,94 @@ class SidecarApp:
              "probabilities": list(b.probabilities),
              "events_url": f"/v1/models/{b.model}/events",
              "labels_url": f"/v1/models/{b.model}/labels"} for b in baselines]}) + b"\n"
+        self.route("/v1/models/{model}/events", self._events, ("POST",), "events")
+        self.route("/v1/models/{model}/labels", self._labels, ("POST",), "labels")
+        self.route("/v1/models", self._models, ("GET", "HEAD"), "models")
+        self.route("/v1/models/", self._models, ("GET", "HEAD"), "models")
 
     # -- readiness ------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
+        """False while shutting down; mirrored by ``modelmon_sidecar_ready``."""
         return self.own_metrics.ready
 
     @ready.setter
     def ready(self, value: bool) -> None:
         self.own_metrics.ready = bool(value)
 
-    # -- ASGI -------------------------------------------------------------------------
+    # -- routes ---------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
-                       send: Callable[..., Any]) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
-            return
-        if scope["type"] != "http":  # websocket: not served
-            return
-        t0 = self.clock()
-        path: str = scope["path"]
-        method: str = scope["method"]
-        endpoint = "other"
-        status = 500
-        outer_send = send
-        counted = False
+    async def _models(self, req: Request) -> None:
+        await req.respond(200, b"application/json", self._models_body)
 
-        async def send(msg: dict[str, Any]) -> None:  # noqa: F811 - counts, then sends
-            # Count the request before its reply leaves, so a client that reads
-            # /metrics right after the reply always sees it.
-            nonlocal counted
-            if not counted and msg["type"] == "http.response.start":
-                counted = True
-                self.own_metrics.request(endpoint, msg["status"], max(0.0, self.clock() - t0))
-            await outer_send(msg)
+    async def _events(self, req: Request) -> None:
+        await self._ingest(req, "events")
 
-        try:
-            if path.startswith("/v1/models/") and path.endswith("/events"):
-                endpoint = "events"
-                status = await self._ingest(scope, receive, send, path[11:-7], "events")
-            elif path.startswith("/v1/models/") and path.endswith("/labels"):
-                endpoint = "labels"
-                status = await self._ingest(scope, receive, send, path[11:-7], "labels")
-            elif path in ("/v1/models", "/v1/models/"):
-                endpoint = "models"
-                self._allow(method, ("GET", "HEAD"))
-                status = await _send(send, 200, b"application/json", self._models_body,
-                                     head=method == "HEAD")
-            elif path == "/metrics":
-                endpoint = "metrics"
-                self._allow(method, ("GET", "HEAD"))
-                status = await self._metrics(scope, send, head=method == "HEAD")
-            elif path == "/-/healthy":
-                endpoint = "health"
-                self._allow(method, ("GET", "HEAD"))
-                status = await _send(send, 200, b"text/plain; charset=utf-8", b"OK\n")
-            elif path == "/-/ready":
-                endpoint = "health"
-                self._allow(method, ("GET", "HEAD"))
-                if self.ready:
-                    status = await _send(send, 200, b"text/plain; charset=utf-8", b"ready\n")
-                else:
-                    status = await _send(send, 503, b"text/plain; charset=utf-8",
-                                         b"not ready: shutting down\n")
-            else:
-                raise _Reply(404, "not_found", f"no endpoint {path[:200]}; endpoints: POST "
-                             "/v1/models/{model}/events, POST /v1/models/{model}/labels, GET "
-                             "/v1/models, /metrics, /-/healthy, /-/ready")
-        except _Reply as r:
-            status = await _error(send, r.status, r.code, r.message, r.headers)
-        except Exception:  # never let one request take the process down
-            log.exception("event=request_failed path=%s", path[:200])
-            status = await _error(send, 500, "internal_error",
-                                  "the sidecar failed to handle this request; see its log")
-        if not counted:  # pragma: no cover - every path replies
-            self.own_metrics.request(endpoint, status, max(0.0, self.clock() - t0))
+    async def _labels(self, req: Request) -> None:
+        await self._ingest(req, "labels")
 
-    @staticmethod
-    def _allow(method: str, allowed: tuple[str, ...]) -> None:
-        if method not in allowed:
-            raise _Reply(405, "method_not_allowed",
-                         f"method {method} is not allowed here; use {' or '.join(allowed)}",
-                         [(b"allow", ", ".join(allowed).encode())])
-
-
-    async def _metrics(self, scope: dict[str, Any], send: Callable[..., Any], head: bool) -> int:
-        headers = _headers(scope)
-        encoder, content_type = choose_encoder(headers.get(b"accept", b"").decode("latin-1"))
-        body = encoder(self.registry)
-        extra: list[tuple[bytes, bytes]] = [(b"vary", b"Accept, Accept-Encoding")]
-        if b"gzip" in headers.get(b"accept-encoding", b"").lower():
-            body = gzip.compress(body, compresslevel=6)
-            extra.append((b"content-encoding", b"gzip"))
-        return await _send(send, 200, content_type.encode(), body, extra, head=head)
-
-    async def _ingest(self, scope: dict[str, Any], receive: Callable[..., Any],
-                      send: Callable[..., Any], model: str, what: str) -> int:
+    async def _ingest(self, req: Request, what: str) -> None:
         """``POST /v1/models/{model}/events`` or ``.../labels`` (``what``)."""
+        model = req.params["model"]
         ingestors: Mapping[str, Ingestor | LabelIngestor] = (
             self.ingestors if what == "events" else self.label_ingestors)
-        body, ndjson = await self._request_body(scope, receive, model, what)
+        body, ndjson = await self._request_body(req, model, what)
         ing = ingestors[model]
         try:
             result = ing.ingest_ndjson(body) if ndjson else ing.ingest_json(body)
         except RequestError as e:
-            raise _Reply(e.status, e.code, e.message) from None
+            raise HTTPError(e.status, e.code, e.message) from None
         reasons = getattr(result, "reasons", None)
         if reasons:
             self.own_metrics.reject(model, reasons)
-        return await _send(send, 200, b"application/json", _encode(result.reply()))
+        await req.respond(200, b"application/json", _encode(result.reply()))
 
-    async def _request_body(self, scope: dict[str, Any], receive: Callable[..., Any],
-                            model: str, what: str) -> tuple[bytes, bool]:
+    async def _request_body(self, req: Request, model: str, what: str) -> tuple[bytes, bool]:
         """The checked, decompressed body of a POST of ``what`` (events or labels) to a
-        known model, and whether it is NDJSON; a :class:`_Reply` for anything else."""
-        self._allow(scope["method"], ("POST",))
+        known model, and whether it is NDJSON; an :class:`HTTPError` for anything else."""
         if model not in self.ingestors:
             known = sorted(self.ingestors)
-            raise _Reply(404, "unknown_model", f"unknown model {model[:128]!r}; this sidecar "
-                         f"serves {known}")
-        headers = _headers(scope)
+            raise HTTPError(404, "unknown_model", f"unknown model {model[:128]!r}; this "
+                            f"sidecar serves {known}")
+        headers = req.headers
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
         if ctype in _JSON_TYPES:
             ndjson = False
         elif ctype in _NDJSON_TYPES:
             ndjson = True
         else:
-            raise _Reply(415, "unsupported_media_type",
-                         f"Content-Type {ctype or '(none)'!r} is not accepted; send "
-                         f"application/json ({{\"{what}\": [...]}}) or application/x-ndjson "
-                         f"(one {what[:-1]} per line)")
+            raise HTTPError(415, "unsupported_media_type",
+                            f"Content-Type {ctype or '(none)'!r} is not accepted; send "
+                            f"application/json ({{\"{what}\": [...]}}) or application/x-ndjson "
+                            f"(one {what[:-1]} per line)")
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         if encoding not in (b"identity", b"gzip", b""):
-            raise _Reply(415, "unsupported_encoding",
-                         f"Content-Encoding {encoding.decode('latin-1')!r} is not accepted; "
-                         "send identity or gzip")
+            raise HTTPError(415, "unsupported_encoding",
+                            f"Content-Encoding {encoding.decode('latin-1')!r} is not accepted; "
+                            "send identity or gzip")
         limit = self.limits.max_body_bytes
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise _Reply(413, "body_too_large", f"body of {int(length)} bytes is over the "
-                         f"limit of {limit} bytes (max_body_bytes); split the batch")
-        body = await self._read_body(receive, limit, ndjson and encoding != b"gzip")
+        on_chunk = self._line_counter() if ndjson and encoding != b"gzip" else None
+        body = await req.body(limit, on_chunk)
         if encoding == b"gzip":
             body = _gunzip(body, limit)
         return body, ndjson
 
-    async def _read_body(self, receive: Callable[..., Any], limit: int, count_lines: bool) -> bytes:
-        """The request body; 413 as soon as it passes ``limit`` (or the event limit)."""
-        chunks: list[bytes] = []
-        size = 0
-        newlines = 0
+    def _line_counter(self) -> Callable[[bytes, list[bytes]], None]:
+        """An ``on_chunk`` of :meth:`Request.body`: 413 as soon as an NDJSON body has
+        more events than ``max_events_per_request``."""
         max_events = self.limits.max_events_per_request
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                raise _Reply(400, "incomplete_body", "the client closed the connection before "
-                             "the body was complete")
-            chunk = msg.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise _Reply(413, "body_too_large", f"body is over the limit of {limit} "
-                                 "bytes (max_body_bytes); split the batch")
-                chunks.append(chunk)
-                if count_lines:
-                    newlines += chunk.count(b"\n")
-                    if newlines > max_events:
-                        events = sum(1 for ln in b"".join(chunks).split(b"\n") if ln.strip())
-                        if events > max_events:
-                            raise _Reply(413, "too_many_events", f"more than {max_events} events "
-                                         "in one request (max_events_per_request); split the "
-                                         "batch")
-            if not msg.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        newlines = 0
 
-
-async def lifespan(receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-    """Answer the ASGI lifespan protocol of an app with nothing to start or stop."""
-    while True:
-        msg = await receive()
-        if msg["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif msg["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+        def on_chunk(chunk: bytes, chunks: list[bytes]) -> None:
+            nonlocal newlines
+            newlines += chunk.count(b"\n")
+            if newlines > max_events:
+                events = sum(1 for ln in b"".join(chunks).split(b"\n") if ln.strip())
+                if events > max_events:
+                    raise HTTPError(413, "too_many_events", f"more than {max_events} events "
+                                    "in one request (max_events_per_request); split the batch")
+        return on_chunk
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -394,31 +294,12 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     try:
         out = d.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise _Reply(400, "malformed_gzip", f"Content-Encoding gzip: the body is not valid "
-                     f"gzip ({exc})") from None
+        raise HTTPError(400, "malformed_gzip", f"Content-Encoding gzip: the body is not valid "
+                        f"gzip ({exc})") from None
     if len(out) > limit or d.unconsumed_tail:
-        raise _Reply(413, "body_too_large", f"the decompressed body is over the limit of {limit} "
-                     "bytes (max_body_bytes); split the batch")
+        raise HTTPError(413, "body_too_large", f"the decompressed body is over the limit of "
+                        f"{limit} bytes (max_body_bytes); split the batch")
     if not d.eof:
-        raise _Reply(400, "malformed_gzip", "Content-Encoding gzip: the gzip stream is cut off "
-                     "before its end")
+        raise HTTPError(400, "malformed_gzip", "Content-Encoding gzip: the gzip stream is cut "
+                        "off before its end")
     return out
-
-
-def _headers(scope: dict[str, Any]) -> dict[bytes, bytes]:
-    return {k.lower(): v for k, v in scope["headers"]}
-
-
-async def _send(send: Callable[..., Any], status: int, content_type: bytes, body: bytes,
-                extra: Sequence[tuple[bytes, bytes]] = (), head: bool = False) -> int:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-    return status
-
-
-async def _error(send: Callable[..., Any], status: int, code: str, message: str,
-                 extra: Sequence[tuple[bytes, bytes]] = ()) -> int:
-    body = _encode({"error": code, "message": message}) + b"\n"
-    return await _send(send, status, b"application/json", body, extra)

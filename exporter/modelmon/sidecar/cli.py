@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
                                shutdown_delay=cfg.shutdown_delay)
     except OSError as exc:
         store.close()
-        print(f"modelmon sidecar: error: --listen {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
+        print(f"modelmon sidecar: error: --web.listen-address {cfg.host}:{cfg.port}: {exc}",
+              file=sys.stderr)
         return 1
     log.info("event=started %s url=%s", describe(cfg), server.url)
     # Everything built so far (baselines, decoders, numpy arrays) lives as long as

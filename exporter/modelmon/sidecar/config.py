@@ -32,24 +32,38 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import msgspec
 
 from ..baseline import Baseline, BaselineError
-from ..drift.config import format_duration, parse_duration, parse_listen
 from ..monitor.outcomes import Segment
+from ..settings import (
+    ConfigFile,
+    Setting,
+    Settings,
+    SettingsError,
+    config_file_setting,
+    config_path,
+    convert,
+    format_duration,
+    parse_size,
+    read_config,
+    web_settings,
+)
+from ..settings import add_arguments as add_settings
 
 __all__ = [
     "DEFAULT_PORT",
+    "SIDECAR_SETTINGS",
     "ConfigError",
     "Limits",
     "ModelEntry",
     "SidecarConfig",
+    "SidecarFile",
     "parse_size",
     "resolve",
 ]
@@ -57,32 +71,84 @@ __all__ = [
 DEFAULT_PORT = 10380
 MiB = 1 << 20
 
-# setting -> (flag, environment variable, file key path, default)
+#: The settings of ``modelmon sidecar``: flag > ``MODELMON_*`` variable > file key > default.
+SIDECAR_SETTINGS: tuple[Setting, ...] = (
+    config_file_setting(("MODELMON_CONFIG_FILE", "MODELMON_CONFIG"),
+                        "YAML file with models:, listen:, limits:, labels: ... (docs/sidecar.md)"),
+    Setting("baseline", ("--baseline",), ("MODELMON_BASELINE",), None, None,
+            "baseline of one model; repeat for several (the variable comma-separated); "
+            "replaces the file's models:", metavar="FILE", multiple=True),
+    *web_settings(DEFAULT_PORT),
+    Setting("max_body_bytes", ("--max-body-bytes",), ("MODELMON_MAX_BODY_BYTES",),
+            ("limits", "max_body_bytes"), "8MiB",
+            "largest request body, e.g. 8MiB (413 above it)", metavar="SIZE"),
+    Setting("max_events_per_request", ("--max-events-per-request",),
+            ("MODELMON_MAX_EVENTS_PER_REQUEST",), ("limits", "max_events_per_request"), "10000",
+            "most events in one request (413 above it)", metavar="N"),
+    Setting("shutdown_delay", ("--shutdown-delay",), ("MODELMON_SHUTDOWN_DELAY",),
+            ("shutdown_delay",), "5s",
+            "after SIGTERM, keep serving (not ready) this long so a last scrape sees every "
+            "count; 0 to stop at once", metavar="DURATION"),
+    Setting("join_store", ("--join-store",), ("MODELMON_JOIN_STORE",), ("labels", "join_store"),
+            "sqlite:modelmon-join.sqlite",
+            "where predictions with an id wait for their labels: memory, sqlite:PATH (a file on "
+            "the pod's volume) or redis://host:port/db (shared by replicas)", metavar="STORE"),
+    Setting("join_ttl", ("--join-ttl",), ("MODELMON_JOIN_TTL",), ("labels", "ttl"), "7d",
+            "how long a prediction waits for its label", metavar="DURATION"),
+    Setting("join_max_rows", ("--join-max-rows",), ("MODELMON_JOIN_MAX_ROWS",),
+            ("labels", "max_rows"), "10000000",
+            "most predictions remembered (memory, SQLite); the oldest go first", metavar="N"),
+    Setting("join_commit_interval", ("--join-commit-interval",),
+            ("MODELMON_JOIN_COMMIT_INTERVAL",), ("labels", "commit_interval"), "1s",
+            "SQLite: commit this often; a crash loses at most this much", metavar="DURATION"),
+)
+
+#: ``setting -> (flag, variable, file key path, default)`` under the spellings the sidecar
+#: has always had (``--listen``, ``MODELMON_LISTEN``); the table is :data:`SIDECAR_SETTINGS`.
 _SETTINGS: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
-    "listen": ("--listen", "MODELMON_LISTEN", ("listen",), f"0.0.0.0:{DEFAULT_PORT}"),
-    "max_body_bytes": ("--max-body-bytes", "MODELMON_MAX_BODY_BYTES",
-                       ("limits", "max_body_bytes"), "8MiB"),
-    "max_events_per_request": ("--max-events-per-request", "MODELMON_MAX_EVENTS_PER_REQUEST",
-                               ("limits", "max_events_per_request"), "10000"),
-    "shutdown_delay": ("--shutdown-delay", "MODELMON_SHUTDOWN_DELAY", ("shutdown_delay",), "5s"),
-    "web_config_file": ("--web.config.file", "MODELMON_WEB_CONFIG_FILE", ("web_config_file",),
-                        None),
-    "join_store": ("--join-store", "MODELMON_JOIN_STORE", ("labels", "join_store"),
-                   "sqlite:modelmon-join.sqlite"),
-    "join_ttl": ("--join-ttl", "MODELMON_JOIN_TTL", ("labels", "ttl"), "7d"),
-    "join_max_rows": ("--join-max-rows", "MODELMON_JOIN_MAX_ROWS", ("labels", "max_rows"),
-                      "10000000"),
-    "join_commit_interval": ("--join-commit-interval", "MODELMON_JOIN_COMMIT_INTERVAL",
-                             ("labels", "commit_interval"), "1s"),
+    s.name: (s.flags[-1], s.env[-1], s.key, s.default) for s in SIDECAR_SETTINGS
+    if s.key is not None
 }
-_TOP_KEYS = {"listen", "models", "limits", "shutdown_delay", "web_config_file", "labels"}
-_LIMIT_KEYS = {"max_body_bytes", "max_events_per_request"}
-_LABEL_KEYS = {"join_store", "ttl", "max_rows", "commit_interval"}
-_MODEL_KEYS = {"name", "version", "baseline", "segments"}
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingsError):
     """A setting that cannot be used; the message names its source and the expectation."""
+
+
+class LimitsFile(msgspec.Struct, forbid_unknown_fields=True):
+    """``limits:`` of the sidecar's file."""
+
+    max_body_bytes: Any = None
+    max_events_per_request: Any = None
+
+
+class LabelsFile(msgspec.Struct, forbid_unknown_fields=True):
+    """``labels:`` of the sidecar's file."""
+
+    join_store: Any = None
+    ttl: Any = None
+    max_rows: Any = None
+    commit_interval: Any = None
+
+
+class ModelFile(msgspec.Struct, forbid_unknown_fields=True):
+    """One entry of ``models:`` (a bare string is ``{baseline: <it>}``)."""
+
+    baseline: Any = None
+    name: Any = None
+    version: Any = None
+    segments: Any = None
+
+
+class SidecarFile(msgspec.Struct, forbid_unknown_fields=True):
+    """The sidecar's YAML file (``--config.file``)."""
+
+    listen: Any = None
+    models: Any = None
+    limits: LimitsFile | None = None
+    shutdown_delay: Any = None
+    web_config_file: Any = None
+    labels: LabelsFile | None = None
 
 
 @dataclass(frozen=True)
@@ -113,126 +179,6 @@ class SidecarConfig:
     join_store: Mapping[str, Any] = field(default_factory=lambda: {"type": "memory"})
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?", re.IGNORECASE)
-_SCALE = {None: 1, "b": 1, "kb": 1000, "kib": 1 << 10, "mb": 1000**2, "mib": MiB,
-          "gb": 1000**3, "gib": 1 << 30}
-
-
-def parse_size(text: object) -> int:
-    """Bytes in a size such as ``8MiB``, ``512KiB``, ``1MB`` or ``1048576``.
-
-    >>> [parse_size(t) for t in ("8MiB", "512KiB", "1MB", 1048576, "100b")]
-    [8388608, 524288, 1000000, 1048576, 100]
-    >>> parse_size("eight")
-    Traceback (most recent call last):
-    ...
-    ValueError: expected a size in bytes such as 8MiB, 512KiB or 1048576, got 'eight'
-    """
-    if isinstance(text, bool):
-        raise ValueError(f"expected a size in bytes such as 8MiB, 512KiB or 1048576, got {text!r}")
-    if isinstance(text, int):
-        value = text
-    else:
-        m = _SIZE.fullmatch(str(text).strip())
-        if not m:
-            raise ValueError(
-                f"expected a size in bytes such as 8MiB, 512KiB or 1048576, got {text!r}")
-        value = int(float(m.group(1)) * _SCALE[(m.group(2) or "").lower() or None])
-    if value <= 0:
-        raise ValueError(f"expected a size greater than zero, got {text!r}")
-    return value
-
-
-def _load_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): expected a YAML file in "
-                          "UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys {sorted(_TOP_KEYS)}, "
-                          f"got {type(doc).__name__}")
-    unknown = sorted(str(k) for k in doc if k not in _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; expected some of {sorted(_TOP_KEYS)}")
-    labels = doc.get("labels")
-    if labels is not None:
-        if not isinstance(labels, dict):
-            raise ConfigError(f"{path}: key 'labels': expected a mapping with keys "
-                              f"{sorted(_LABEL_KEYS)}, got {type(labels).__name__}")
-        unknown = sorted(str(k) for k in labels if k not in _LABEL_KEYS)
-        if unknown:
-            raise ConfigError(f"{path}: key 'labels': unknown key(s) {unknown}; expected some of "
-                              f"{sorted(_LABEL_KEYS)}")
-    limits = doc.get("limits")
-    if limits is not None:
-        if not isinstance(limits, dict):
-            raise ConfigError(f"{path}: key 'limits': expected a mapping with keys "
-                              f"{sorted(_LIMIT_KEYS)}, got {type(limits).__name__}")
-        unknown = sorted(str(k) for k in limits if k not in _LIMIT_KEYS)
-        if unknown:
-            raise ConfigError(f"{path}: key 'limits': unknown key(s) {unknown}; expected some of "
-                              f"{sorted(_LIMIT_KEYS)}")
-    return doc
-
-
-def _lookup(doc: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    cur: Any = doc
-    for k in keys:
-        if not isinstance(cur, Mapping) or k not in cur:
-            return None
-        cur = cur[k]
-    return cur
-
-
-def _pick(name: str, args: argparse.Namespace, env: Mapping[str, str],
-          doc: Mapping[str, Any], path: str | None) -> tuple[Any, str]:
-    """(value, where) of one setting: flag, variable, file key, default."""
-    flag, var, keys, default = _SETTINGS[name]
-    v = getattr(args, name, None)
-    if v is not None:
-        return v, flag
-    if env.get(var, "").strip():
-        return env[var].strip(), var
-    fv = _lookup(doc, keys)
-    if fv is not None:
-        return fv, f"{path}: key '{'.'.join(keys)}'"
-    return default, f"{flag} (default)"
-
-
-def _whole(value: Any, src: str) -> int:
-    """A whole number > 0 of a setting, or the ConfigError naming where it came from."""
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        n = int(str(value).strip())
-        if n <= 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{src}: expected a whole number > 0, got {value!r}") from None
-    return n
-
-
-def _duration(value: Any, src: str) -> float:
-    """A duration (seconds) of a setting, or the ConfigError naming where it came from."""
-    try:
-        if isinstance(value, bool):
-            raise ValueError(f"expected a duration such as 1s or 7d, got {value!r}")
-        return parse_duration(str(value).strip())
-    except ValueError as exc:
-        raise ConfigError(f"{src}: {exc}") from None
-
-
 def _load_baseline(path: str, where: str) -> Baseline:
     try:
         return Baseline.load(path)
@@ -245,47 +191,38 @@ def _load_baseline(path: str, where: str) -> Baseline:
                           "expected a baseline YAML file") from None
 
 
-def _models_from_file(doc: Mapping[str, Any], path: str) -> list[ModelEntry]:
-    raw = doc.get("models")
+def _models_from_file(file: ConfigFile) -> list[ModelEntry]:
+    raw = file.lookup(("models",))
     if raw is None:
         return []
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{path}: key 'models': expected a non-empty list of "
-                          f"{{name, version, baseline}}, got {raw!r}"[:300])
-    base_dir = Path(path).resolve().parent
-    out = []
+        raise file.error("models", f"expected a non-empty list of {{name, version, baseline}}, "
+                                   f"got {raw!r}"[:300])
+    out: list[ModelEntry] = []
     for i, item in enumerate(raw):
         key = f"models[{i}]"
-        if isinstance(item, str):
-            item = {"baseline": item}
-        if not isinstance(item, dict):
-            raise ConfigError(f"{path}: key '{key}': expected a mapping with keys "
-                              f"{sorted(_MODEL_KEYS)}, got {type(item).__name__}")
-        unknown = sorted(str(k) for k in item if k not in _MODEL_KEYS)
-        if unknown:
-            raise ConfigError(f"{path}: key '{key}': unknown key(s) {unknown}; expected some of "
-                              f"{sorted(_MODEL_KEYS)}")
-        bpath = item.get("baseline")
+        entry = convert({"baseline": item} if isinstance(item, str) else item, ModelFile,
+                        file.where, key)
+        bpath = entry.baseline
         if not isinstance(bpath, str) or not bpath.strip():
-            raise ConfigError(f"{path}: key '{key}.baseline': expected the path of a baseline "
-                              f"YAML file, got {bpath!r}")
-        full = str(base_dir / bpath) if not os.path.isabs(bpath) else bpath
-        b = _load_baseline(full, f"{path}: key '{key}.baseline'")
-        name = item.get("name")
-        if name is not None and str(name) != b.model:
-            raise ConfigError(f"{path}: key '{key}.name': {name!r} does not match the model "
-                              f"{b.model!r} of baseline {bpath}")
-        version = item.get("version")
-        if version is not None and str(version) != b.model_version:
-            raise ConfigError(f"{path}: key '{key}.version': {str(version)!r} does not match the "
-                              f"model_version {b.model_version!r} of baseline {bpath}")
+            raise file.error(f"{key}.baseline", f"expected the path of a baseline YAML file, got "
+                                                f"{bpath!r}")
+        full = str(file.directory / bpath) if not os.path.isabs(bpath) else bpath
+        b = _load_baseline(full, f"{file.where}: key '{key}.baseline'")
+        if entry.name is not None and str(entry.name) != b.model:
+            raise file.error(f"{key}.name", f"{entry.name!r} does not match the model "
+                                            f"{b.model!r} of baseline {bpath}")
+        if entry.version is not None and str(entry.version) != b.model_version:
+            raise file.error(f"{key}.version", f"{str(entry.version)!r} does not match the "
+                                               f"model_version {b.model_version!r} of baseline "
+                                               f"{bpath}")
         for j, prev in enumerate(out):
             if prev.name == b.model:
-                raise ConfigError(f"{path}: key '{key}.baseline': model {b.model!r} is already "
-                                  f"given by models[{j}] ({prev.path}); a sidecar serves one "
-                                  "version per model")
-        out.append(ModelEntry(b.model, b, full, _segments(item.get("segments"), b,
-                                                          f"{path}: key '{key}.segments'")))
+                raise file.error(f"{key}.baseline", f"model {b.model!r} is already given by "
+                                                    f"models[{j}] ({prev.path}); a sidecar "
+                                                    "serves one version per model")
+        out.append(ModelEntry(b.model, b, full, _segments(entry.segments, b,
+                                                          f"{file.where}: key '{key}.segments'")))
     return out
 
 
@@ -361,36 +298,42 @@ def join_store_spec(text: str, ttl: float, max_rows: int, commit_interval: float
 
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> SidecarConfig:
-    """The sidecar's settings from flags, environment and config file.
+    """The sidecar's settings: flag > ``MODELMON_*`` variable > config file > default.
 
     Raises
     ------
     ConfigError
-        With a message naming the source (file and key, flag or variable) and
-        what was expected.
+        With a message naming the source (flag as typed, variable, or the file
+        and the key) and what was expected.
     """
     env = os.environ if environ is None else environ
-    path = getattr(args, "config", None) or env.get("MODELMON_CONFIG", "").strip() or None
-    doc = _load_file(path) if path else {}
+    try:
+        return _resolve(args, env)
+    except ConfigError:
+        raise
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _resolve(args: argparse.Namespace, env: Mapping[str, str]) -> SidecarConfig:
+    path, via = config_path(SIDECAR_SETTINGS, args, env)
+    file = read_config(path, via, SidecarFile) if path else None
+    s = Settings(SIDECAR_SETTINGS, args, env, file)
 
     models: list[ModelEntry]
-    flag_baselines: Sequence[str] | None = getattr(args, "baseline", None)
-    if flag_baselines:
-        models = [ModelEntry((b := _load_baseline(p, f"--baseline {p}")).model, b, p)
-                  for p in flag_baselines]
-    elif env.get("MODELMON_BASELINE", "").strip():
-        paths = [p.strip() for p in env["MODELMON_BASELINE"].split(",") if p.strip()]
-        models = [ModelEntry((b := _load_baseline(p, f"MODELMON_BASELINE {p}")).model, b, p)
-                  for p in paths]
+    given = s.given("baseline")
+    if given is not None and given.source.kind in ("flag", "env"):
+        models = [ModelEntry((b := _load_baseline(p, f"{given.source} {p}")).model, b, p)
+                  for p in given.raw]
     else:
-        models = _models_from_file(doc, path) if path else []
+        models = _models_from_file(file) if file is not None else []
     if not models:
-        if path:
-            raise ConfigError(f"{path}: key 'models': missing; expected a list of "
-                              "{name, version, baseline} (or give --baseline FILE / "
-                              "MODELMON_BASELINE)")
+        if file is not None:
+            raise file.error("models", "missing; expected a list of {name, version, baseline} "
+                                       "(or give --baseline FILE / MODELMON_BASELINE)")
         raise ConfigError("no model to monitor: give --baseline FILE (or MODELMON_BASELINE), or "
-                          "--config FILE (or MODELMON_CONFIG) with a 'models:' list")
+                          "--config.file FILE (or --config, MODELMON_CONFIG_FILE, "
+                          "MODELMON_CONFIG) with a 'models:' list")
     seen: dict[str, str] = {}
     for m in models:
         if m.name in seen:
@@ -398,92 +341,32 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
                               "a sidecar serves one version per model")
         seen[m.name] = m.path
 
-    text, src = _pick("listen", args, env, doc, path)
+    host, port = s.listen("listen", DEFAULT_PORT)
+    limits = Limits(max_body_bytes=s.size("max_body_bytes"),
+                    max_events_per_request=s.whole("max_events_per_request", 1))
+    delay = s.duration("shutdown_delay", allow_zero=True)
+    web, _ = s.web_config_file()
+    ttl = s.duration("join_ttl")
+    max_rows = s.whole("join_max_rows", 1)
+    commit = s.duration("join_commit_interval")
+    store = s.value("join_store")
     try:
-        if isinstance(text, bool):
-            raise ValueError(f"invalid listen address {text!r}: expected host:port, :port or "
-                             f"port (e.g. 0.0.0.0:{DEFAULT_PORT})")
-        host, port = parse_listen(str(text), default_port=DEFAULT_PORT)
-    except ValueError as exc:
-        raise ConfigError(f"{src}: {exc}") from None
-
-    value, src = _pick("max_body_bytes", args, env, doc, path)
-    try:
-        max_body = parse_size(value)
-    except ValueError as exc:
-        raise ConfigError(f"{src}: {exc}") from None
-
-    max_events = _whole(*_pick("max_events_per_request", args, env, doc, path))
-
-    value, src = _pick("shutdown_delay", args, env, doc, path)
-    if isinstance(value, bool):
-        raise ConfigError(f"{src}: expected a duration such as 5s or 0, got {value!r}")
-    text = str(value).strip()
-    # Zero in any spelling of the duration syntax (0, 0s, 0ms, 0.0, 0m) means "stop at once".
-    if re.fullmatch(r"(0+(\.0*)?(ms|s|m|h|d|w)?)+", text):
-        delay = 0.0
-    else:
-        try:
-            delay = parse_duration(text)
-        except ValueError as exc:
-            raise ConfigError(f"{src}: {exc}") from None
-
-    web, src = _pick("web_config_file", args, env, doc, path)
-    if web is not None:
-        web = str(web)
-        if path and src.startswith(path) and not os.path.isabs(web):
-            web = str(Path(path).resolve().parent / web)
-        if not os.path.isfile(web):
-            raise ConfigError(f"{src}: expected the path of a web config file, got {web!r} "
-                              "(not found)")
-    ttl = _duration(*_pick("join_ttl", args, env, doc, path))
-    max_rows = _whole(*_pick("join_max_rows", args, env, doc, path))
-    commit = _duration(*_pick("join_commit_interval", args, env, doc, path))
-    value, src = _pick("join_store", args, env, doc, path)
-    try:
-        spec = join_store_spec(str(value), ttl, max_rows, commit,
-                               Path(path).resolve().parent if path and src.startswith(path)
+        spec = join_store_spec(str(store.raw), ttl, max_rows, commit,
+                               file.directory if file is not None and store.source.kind == "file"
                                else None)
     except ValueError as exc:
-        raise ConfigError(f"{src}: {exc}") from None
-    return SidecarConfig(models=tuple(models),
-                         limits=Limits(max_body_bytes=max_body, max_events_per_request=max_events),
-                         host=host, port=port, shutdown_delay=delay, web_config_file=web,
-                         join_store=spec)
+        raise store.error(str(exc)) from None
+    return SidecarConfig(models=tuple(models), limits=limits, host=host, port=port,
+                         shutdown_delay=delay, web_config_file=web, join_store=spec)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``modelmon sidecar`` flags to ``parser``."""
+    """Add the ``modelmon sidecar`` flags (:data:`SIDECAR_SETTINGS`) to ``parser``."""
     parser.description = (
         "HTTP sidecar: models POST prediction events (JSON or NDJSON) to "
-        "/v1/models/{model}/events and Prometheus scrapes /metrics.")
-    parser.add_argument("--config", metavar="FILE", default=None,
-                        help="YAML config with models:, limits:, listen: (env MODELMON_CONFIG)")
-    parser.add_argument("--baseline", action="append", metavar="FILE", default=None,
-                        help="baseline of one model; repeat for several (env MODELMON_BASELINE, "
-                             "comma-separated). Overrides the config file's models:")
-    for name in ("listen", "max_body_bytes", "max_events_per_request", "shutdown_delay",
-                 "web_config_file", "join_store", "join_ttl", "join_max_rows",
-                 "join_commit_interval"):
-        flag, var, keys, default = _SETTINGS[name]
-        helps = {
-            "listen": "address to serve on",
-            "max_body_bytes": "largest request body, e.g. 8MiB (413 above it)",
-            "max_events_per_request": "most events in one request (413 above it)",
-            "shutdown_delay": ("after SIGTERM, keep serving (not ready) this long so a last "
-                               "scrape sees every count; 0 to stop at once"),
-            "web_config_file": "TLS and basic auth, exporter-toolkit format (docs/security.md)",
-            "join_store": ("where predictions with an id wait for their labels: memory, "
-                           "sqlite:PATH (a file on the pod's volume) or redis://host:port/db "
-                           "(shared by replicas)"),
-            "join_ttl": "how long a prediction waits for its label",
-            "join_max_rows": "most predictions remembered (memory, SQLite); the oldest go first",
-            "join_commit_interval": ("SQLite: commit this often; a crash loses at most this "
-                                     "much"),
-        }
-        d = f"default {default}; " if default else ""
-        parser.add_argument(flag, dest=name, metavar="VALUE", default=None,
-                            help=f"{helps[name]} ({d}env {var}; file key {'.'.join(keys)})")
+        "/v1/models/{model}/events and Prometheus scrapes /metrics. Each setting comes from "
+        "its flag, else its MODELMON_* variable, else the --config.file, else the default.")
+    add_settings(parser, SIDECAR_SETTINGS)
 
 
 def describe(cfg: SidecarConfig) -> str:

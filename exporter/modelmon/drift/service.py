@@ -28,37 +28,26 @@ Query mode::
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import math
-import socket
-import ssl
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import numpy as np
 import requests
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from ..baseline import Baseline
 from ..catalogue import DRIFT_METHODS
-from ..webconfig import (
-    EXEMPT_PATHS,
-    WWW_AUTHENTICATE,
-    WebConfig,
-    unauthorized_body,
-    unauthorized_message,
-)
+from ..web import HTTPError, Request, WebApp, WebServer
+from ..webconfig import WebConfig
 from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector, score_exposition
 from .evaluate import EMPTY_SCORES, BaselineTable, DriftResults, compute_scores, estimate
 from .exposition import PREDICTION_VALUE, SeriesKey
@@ -74,7 +63,7 @@ from .query import (
 from .scrape import ScrapeError, WindowStore, fetch
 from .verdict import DEFAULT_VERDICT, VerdictSettings
 
-__all__ = ["BaseDriftService", "DriftService", "DriftQueryService", "DriftHTTPServer"]
+__all__ = ["BaseDriftService", "DriftService", "DriftQueryService", "DriftApp", "DriftHTTPServer"]
 
 log = logging.getLogger("modelmon.drift")
 
@@ -112,7 +101,6 @@ class BaseDriftService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._http: DriftHTTPServer | None = None
-        self._http_thread: threading.Thread | None = None
 
     # -- results ----------------------------------------------------------------------
 
@@ -183,12 +171,8 @@ class BaseDriftService:
             self._thread = None
         http = self._http
         if http is not None:
-            http.shutdown()
-            http.server_close()
-            if self._http_thread is not None:
-                self._http_thread.join(timeout)
+            http.stop(timeout)
             self._http = None
-            self._http_thread = None
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -201,16 +185,13 @@ class BaseDriftService:
         :func:`modelmon.webconfig.load_web_config`) the server speaks TLS when
         ``web_config.tls`` is set, and every endpoint but ``/-/healthy`` and
         ``/-/ready`` needs basic auth when ``web_config.users`` is not empty.
+        The server is the one the sidecar uses too (:mod:`modelmon.web`).
         """
         if self._http is not None:
             raise RuntimeError("already serving")
         server = DriftHTTPServer((host, port), self, web_config)
         self._http = server
-        self._http_thread = threading.Thread(target=server.serve_forever, args=(0.1,),
-                                             name="modelmon-drift-http", daemon=True)
-        self._http_thread.start()
-        bound = server.server_address
-        return str(bound[0]), int(bound[1])
+        return server.start()
 
 
 def _scrape_reason(message: str) -> str:
@@ -575,136 +556,71 @@ class DriftQueryService(BaseDriftService):
                 break
 
 
-class DriftHTTPServer(ThreadingHTTPServer):
-    """``/metrics`` (text or OpenMetrics, gzip), ``/-/healthy``, ``/-/ready``; 404 JSON otherwise.
+class DriftApp(WebApp):
+    """The drift exporter's ASGI app: the shared shell (:class:`modelmon.web.WebApp`) with
+    the drift exporter's ``/metrics`` body, readiness and error bodies.
 
-    With a :class:`~modelmon.webconfig.WebConfig`: TLS when it has ``tls``
-    (the handshake runs in the connection's own thread, so a client that never
-    completes it cannot hold up the accept loop), and basic auth on every path
-    but :data:`~modelmon.webconfig.EXEMPT_PATHS` when it has ``users``.
+    ``/metrics`` renders the registry and the pre-rendered score lines of the
+    same results object (in a worker thread); ``/-/ready`` is 503 ``not ready:
+    no evaluation yet`` until the first evaluation; errors are
+    ``{"error": "not found", "path": ..., "endpoints": [...]}`` (404) and
+    ``{"error": "method not allowed", "method": ...}`` (405).
     """
 
-    daemon_threads = True
-    allow_reuse_address = True
-    #: Seconds a client has to complete the TLS handshake.
-    handshake_timeout = 10.0
+    def __init__(self, service: BaseDriftService) -> None:
+        super().__init__(service.registry, readiness=self._readiness, metrics_in_thread=True,
+                         name="drift exporter")
+        self.service = service
+
+    def _readiness(self) -> str | None:
+        return None if self.service.ready else "no evaluation yet"
+
+    def metrics_body(self, encoder: Callable[[CollectorRegistry], bytes],
+                     content_type: str) -> bytes:
+        svc = self.service
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        res = svc.latest  # one results object for the whole scrape
+        with svc.collector.split(res):
+            body = encoder(svc.registry)
+        scores = score_exposition(res, openmetrics)
+        if scores:
+            eof = b"# EOF\n"
+            if openmetrics and body.endswith(eof):
+                body = body[:-len(eof)] + scores + eof
+            else:
+                body += scores
+        return body
+
+    def error_body(self, request: Request, error: HTTPError) -> tuple[bytes, bytes]:
+        doc: dict[str, object]
+        if error.status == 404:
+            doc = {"error": "not found", "path": request.path,
+                   "endpoints": ["/metrics", "/-/healthy", "/-/ready"]}
+        elif error.status == 405:
+            doc = {"error": "method not allowed", "method": request.method}
+        else:
+            doc = {"error": error.code.replace("_", " "), "message": error.message}
+        return b"application/json", json.dumps(doc).encode() + b"\n"
+
+
+class DriftHTTPServer(WebServer):
+    """The drift exporter's HTTP server: the shared :class:`modelmon.web.WebServer`
+    serving a :class:`DriftApp` (kept under this name for ``modelmon.drift``'s API).
+
+    With a :class:`~modelmon.webconfig.WebConfig`: TLS when it has ``tls``
+    (uvicorn runs each handshake on its own connection, so a client that never
+    completes it holds up no one), and basic auth on every path but
+    :data:`~modelmon.webconfig.EXEMPT_PATHS` when it has ``users``.
+    :meth:`~modelmon.web.WebServer.start` serves in a background thread.
+    """
 
     def __init__(self, address: tuple[str, int], service: BaseDriftService,
                  web_config: WebConfig | None = None) -> None:
+        super().__init__(DriftApp(service), address[0], address[1], web_config=web_config,
+                         graceful_timeout=10.0, thread_name="modelmon-drift-http")
         self.service = service
-        self.web_config = web_config
-        self.ssl_context: ssl.SSLContext | None = (
-            web_config.ssl_context() if web_config is not None else None)
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
 
-    def get_request(self) -> tuple[socket.socket, object]:
-        sock, addr = super().get_request()
-        if self.ssl_context is not None:
-            # no handshake here: it would run in the accept loop (see finish_request)
-            sock = self.ssl_context.wrap_socket(sock, server_side=True,
-                                                do_handshake_on_connect=False)
-        return sock, addr
-
-    def finish_request(self, request: socket.socket,  # type: ignore[override]
-                       client_address: object) -> None:
-        if isinstance(request, ssl.SSLSocket):
-            try:
-                request.settimeout(self.handshake_timeout)
-                request.do_handshake()
-                request.settimeout(None)
-            except (ssl.SSLError, OSError) as exc:  # plain HTTP, bad or no client cert, ...
-                log.debug("event=tls_handshake_failed client=%s error=%r",
-                          client_address, exc)
-                return
-        super().finish_request(request, client_address)  # type: ignore[arg-type]
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
-            log.debug("event=connection_error client=%s error=%r", client_address, exc)
-            return
-        super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: DriftHTTPServer
-    server_version = "modelmon-drift"
-
-    def _authorized(self, path: str) -> bool:
-        """Whether the request may go on; sends the 401 when not."""
-        cfg = self.server.web_config
-        if cfg is None or not cfg.users or path in EXEMPT_PATHS:
-            return True
-        header = self.headers.get("Authorization")
-        if cfg.authorized(header):
-            return True
-        log.debug("event=unauthorized client=%s path=%s", self.client_address[0], path)
-        self._send(401, "application/json", unauthorized_body(unauthorized_message(header)),
-                   {"WWW-Authenticate": WWW_AUTHENTICATE})
-        return False
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        path = urlsplit(self.path).path
-        if not self._authorized(path):
-            return
-        svc = self.server.service
-        if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            openmetrics = content_type.startswith("application/openmetrics-text")
-            try:
-                res = svc.latest  # one results object for the whole scrape
-                with svc.collector.split(res):
-                    body = encoder(svc.registry)
-                scores = score_exposition(res, openmetrics)
-                if scores:
-                    eof = b"# EOF\n"
-                    if openmetrics and body.endswith(eof):
-                        body = body[:-len(eof)] + scores + eof
-                    else:
-                        body += scores
-            except Exception as exc:  # pragma: no cover - a collector bug
-                log.exception("event=metrics_render_failed")
-                self._send(500, "text/plain; charset=utf-8", f"error: {exc}\n".encode())
-                return
-            gz = "gzip" in (self.headers.get("Accept-Encoding") or "").lower()
-            self._send(200, content_type, gzip.compress(body) if gz else body,
-                       {"Content-Encoding": "gzip"} if gz else None)
-        elif path == "/-/healthy":
-            self._send(200, "text/plain; charset=utf-8", b"OK\n")
-        elif path == "/-/ready":
-            if svc.ready:
-                self._send(200, "text/plain; charset=utf-8", b"ready\n")
-            else:
-                self._send(503, "text/plain; charset=utf-8", b"not ready: no evaluation yet\n")
-        else:
-            self._json(404, {"error": "not found", "path": path,
-                             "endpoints": ["/metrics", "/-/healthy", "/-/ready"]})
-
-    def do_POST(self) -> None:  # noqa: N802
-        if not self._authorized(urlsplit(self.path).path):
-            return
-        self._json(405, {"error": "method not allowed", "method": "POST"})
-
-    do_PUT = do_DELETE = do_PATCH = do_POST
-
-    def _json(self, code: int, doc: dict[str, object]) -> None:
-        self._send(code, "application/json", json.dumps(doc).encode() + b"\n")
-
-    def _send(self, code: int, content_type: str, body: bytes,
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self.do_GET()
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        log.debug("event=http_request client=%s %s", self.client_address[0], format % args)
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """The bound ``(host, port)`` (as :class:`http.server.HTTPServer` names it)."""
+        return self.address

@@ -93,6 +93,17 @@ def target(lv: Live) -> str:
     return f"{host}:{port}"
 
 
+def more_samples(store: Any, series: str, k: int) -> None:
+    """Wait until the store holds ``k`` more samples of every series of ``series`` than
+    now: a sentinel (counted scrapes), not a sleep."""
+    def samples() -> float:
+        res = store.query(f"min(count_over_time({series}[10m]))")
+        return float(res[0]["value"][1]) if res else 0.0
+
+    start = samples()
+    wait_until(lambda: samples() >= start + k, f"{k} more samples of {series}", 30)
+
+
 # ------------------------------------------------------------------------ baselines
 
 
@@ -702,12 +713,12 @@ def test_unusable_series_are_skipped_and_counted_by_reason(kind: str, tmp_path: 
     try:
         store.wait_for('count(modelmon_feature_value_bucket{feature="ok"})',
                        lambda r: r and float(r[0]["value"][1]) == 6)
-        time.sleep(2.5)  # a few samples at zero
+        more_samples(store, 'modelmon_feature_value_bucket{feature="ok"}', 3)  # a few at zero
         for i, tg in enumerate(targets):
             tg.body = _exposition(1, i)
         store.wait_for('sum(modelmon_feature_value_bucket{feature="ok",le="+Inf"})',
                        lambda r: r and float(r[0]["value"][1]) == 200)
-        time.sleep(1.5)
+        more_samples(store, 'modelmon_feature_value_bucket{feature="ok"}', 2)
         svc = DriftQueryService(store.url, window=60, interval=1, min_samples=1)
         res = svc.evaluate_once(at=time.time() - 0.5)
         assert res.all_sources_up
@@ -757,11 +768,11 @@ def test_a_new_version_makes_the_exporter_read_the_baselines_again(kind: str,
     try:
         store.wait_for('count(modelmon_feature_value_bucket{model="a"})',
                        lambda r: r and float(r[0]["value"][1]) == 2)
-        time.sleep(1.5)
+        more_samples(store, 'modelmon_feature_value_bucket{model="a"}', 2)
         tg.body = _versions_exposition(["1"], 100)
         store.wait_for('sum(modelmon_feature_value_bucket{le="+Inf"})',
                        lambda r: r and float(r[0]["value"][1]) == 100)
-        time.sleep(1.5)
+        more_samples(store, 'modelmon_feature_value_bucket{model="a"}', 2)
         svc = DriftQueryService(store.url, window=60, interval=1, min_samples=1)
         first = svc.evaluate_once(at=time.time() - 0.5)
         second = svc.evaluate_once(at=time.time() - 0.5)
@@ -772,7 +783,7 @@ def test_a_new_version_makes_the_exporter_read_the_baselines_again(kind: str,
         tg.body = _versions_exposition(["1", "2"], 100)
         store.wait_for('count(modelmon_model_info{model="a"})',
                        lambda r: r and float(r[0]["value"][1]) == 2)
-        time.sleep(1.5)
+        more_samples(store, 'modelmon_model_info{model="a"}', 2)
         third = svc.evaluate_once(at=time.time() - 0.5)
         assert (third.info["baseline_read"], third.info["queries"]) == (True, 18)
         assert set(third.info["models"]) == {("a", "1"), ("a", "2")}  # type: ignore[arg-type]
@@ -817,11 +828,11 @@ def test_estimated_performance_is_the_calibration_applied_to_the_live_window(
     try:
         store.wait_for('count(modelmon_prediction_value_bucket{model="clf"})',
                        lambda r: r and float(r[0]["value"][1]) == 4)
-        time.sleep(2.5)
+        more_samples(store, 'modelmon_prediction_value_bucket{model="clf"}', 3)
         tg.body = _calibrated_exposition(1)
         store.wait_for('sum(modelmon_prediction_value_bucket{le="+Inf"})',
                        lambda r: r and float(r[0]["value"][1]) == sum(LIVE))
-        time.sleep(1.5)
+        more_samples(store, 'modelmon_prediction_value_bucket{model="clf"}', 2)
         svc = DriftQueryService(store.url, window=60, interval=1, min_samples=1)
         res = svc.evaluate_once(at=time.time() - 0.5)
         assert res.all_sources_up and dict(res.skipped) == {}

@@ -347,9 +347,9 @@ def web_settings(default_port: int) -> tuple[Setting, ...]:
     )
 
 
-def config_file_setting(env: tuple[str, ...], help: str) -> Setting:
+def config_file_setting(env: tuple[str, ...], help: str, name: str = "config_file") -> Setting:
     """The ``--config.file`` setting (alias ``--config``) naming the command's YAML file."""
-    return Setting("config_file", ("--config.file", "--config"), env, None, None, help,
+    return Setting(name, ("--config.file", "--config"), env, None, None, help,
                    metavar="FILE", path=True)
 
 
@@ -579,7 +579,7 @@ class ConfigFile:
     @property
     def where(self) -> str:
         """``"<flag or variable>: <path>"``, the head of this file's error messages."""
-        return f"{self.via}: {self.path}"
+        return f"{self.via}: {self.path}" if self.via else self.path
 
     @property
     def directory(self) -> Path:
@@ -627,7 +627,7 @@ def read_config(path: str, via: str, schema: type[S]) -> ConfigFile:
     doc = load_yaml(path, via)
     if doc is None:
         doc = {}
-    return ConfigFile(path, via, convert(doc, schema, f"{via}: {path}"))
+    return ConfigFile(path, via, convert(doc, schema, f"{via}: {path}" if via else path))
 
 
 # --------------------------------------------------------------------------- the resolver

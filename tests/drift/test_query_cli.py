@@ -368,7 +368,7 @@ models:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("modles: {}\n", "key 'modles': unknown key (expected models, methods or verdict)"),
+    ("modles: {}\n", "key 'modles': unknown key (expected one of scrape, prometheus_url, window"),
     ("models: {loan: {windw: 2h}}\n",
      "key 'models.loan.windw': unknown key (expected one of window, min_samples, methods, verdict)"),
     ("models: {loan: {methods: [psi, bogus]}}\n", "key 'models.loan.methods': unknown method 'bogus'"),
@@ -381,7 +381,7 @@ models:
     ("models: {loan: 5}\n", "key 'models.loan': expected a mapping"),
     ("models: [loan]\n", "key 'models': expected a mapping of model name to settings"),
     ("methods: chi2\n", "key 'methods': expected a non-empty list"),
-    ("- a\n- b\n", "expected a mapping with the keys models, methods and verdict"),
+    ("- a\n- b\n", "expected a mapping with keys scrape, prometheus_url, window"),
     ("models: {loan: [\n", "not valid YAML"),
     ("verdict: {metod: psi}\n", "key 'verdict.metod': unknown key (expected one of method, "
                                 "effect, alpha)"),

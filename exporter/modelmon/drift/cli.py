@@ -4,18 +4,21 @@ Two modes, chosen by the source:
 
 * scrape mode, ``--scrape URL`` (repeatable): reads the replicas' ``/metrics``;
 * query mode, ``--prometheus-url URL``: reads a Prometheus-compatible store
-  through its query API; per-model settings come from ``--config``, baselines
-  can be overridden with ``--baseline``, and the ``--prometheus.*`` flags set
-  headers, auth and TLS of the store connection.
+  through its query API; baselines can be overridden with ``--baseline``, and
+  the ``--prometheus.*`` flags set headers, auth and TLS of the store connection.
 
-Every flag can also be set through an environment variable ``MODELMON_<FLAG>``
-(dots and dashes become underscores: ``--prometheus.ca-file`` is
-``MODELMON_PROMETHEUS_CA_FILE``; ``--config`` is ``MODELMON_DRIFT_CONFIG``).
+Every setting is one row of :data:`DRIFT_SETTINGS` and is resolved by
+:class:`modelmon.settings.Settings` like every command's: its flag, else its
+``MODELMON_*`` variable (dots and dashes become underscores:
+``--prometheus.ca-file`` is ``MODELMON_PROMETHEUS_CA_FILE``), else its key in
+the ``--config.file`` (old spelling ``--config``; variable
+``MODELMON_CONFIG_FILE``, old name ``MODELMON_DRIFT_CONFIG``), else the default.
 ``MODELMON_SCRAPE`` and ``MODELMON_BASELINE`` take comma-separated values,
-``MODELMON_PROMETHEUS_HEADER`` one header per line. A flag given on the command
-line wins over the variable. ``--web.config.file`` (variable
-``MODELMON_WEB_CONFIG_FILE``) turns on TLS and basic auth, see
-``docs/security.md``; the user guide is ``docs/drift.md``.
+``MODELMON_PROMETHEUS_HEADER`` one header per line. The file also holds the
+verdict and the per-model settings (``verdict:``, ``methods:``, ``models:``, see
+:func:`load_config_file`). ``--web.listen-address`` (old spelling ``--listen``)
+and ``--web.config.file`` are shared with the sidecar; the user guide is
+``docs/drift.md``.
 """
 
 from __future__ import annotations
@@ -34,12 +37,25 @@ from types import FrameType
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import yaml
+import msgspec
 
 from ..baseline import Baseline, BaselineError
 from ..catalogue import DRIFT_METHODS
+from ..settings import (
+    ConfigFile,
+    Setting,
+    Settings,
+    SettingsError,
+    Source,
+    config_file_setting,
+    config_path,
+    format_duration,
+    parse_duration,
+    read_config,
+    web_settings,
+)
+from ..settings import add_arguments as add_settings
 from ..webconfig import WebConfig, WebConfigError, load_web_config
-from .config import format_duration, parse_duration, parse_listen
 from .promql import QueryOptions, options_summary, parse_header, source_label
 from .query import BASELINE_REFRESH_SECONDS, DEFAULT_CONCURRENCY, ModelSettings
 from .verdict import DEFAULT_VERDICT, VerdictSettings
@@ -49,15 +65,17 @@ if TYPE_CHECKING:
     from .service import BaseDriftService
 
 __all__ = ["add_arguments", "run", "resolve", "build_service", "load_config_file",
-           "DriftConfig", "FileSettings", "ConfigError", "QUERY_DEFAULTS"]
+           "DriftConfig", "DriftFile", "FileSettings", "ConfigError", "QUERY_DEFAULTS",
+           "DRIFT_SETTINGS"]
 
 log = logging.getLogger("modelmon.drift")
 
+DEFAULT_PORT = 10381
 DEFAULTS = {
     "window": "15m",
     "interval": "15s",
     "min_samples": "100",
-    "listen": "0.0.0.0:10381",
+    "listen": f"0.0.0.0:{DEFAULT_PORT}",
     "timeout": "10s",
 }
 #: Defaults that differ in query mode (the store keeps the history: longer windows are cheap).
@@ -75,9 +93,138 @@ MODEL_KEYS = ("window", "min_samples", "methods", "verdict")
 #: Keys of a ``verdict:`` section (top level or per model).
 VERDICT_KEYS = ("method", "effect", "alpha")
 
+_QUERY = "query mode"
 
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message names the flag and its variable."""
+#: The settings of ``modelmon drift``: flag > ``MODELMON_*`` variable > file key > default
+#: (query mode's defaults are :data:`QUERY_DEFAULTS`).
+DRIFT_SETTINGS: tuple[Setting, ...] = (
+    config_file_setting(
+        ("MODELMON_CONFIG_FILE", "MODELMON_DRIFT_CONFIG"),
+        "YAML file with any of the settings below (their file keys), the drift verdict "
+        "(verdict: {method, effect, alpha}) and per-model settings (models: {<model>: "
+        "{verdict, window, min_samples, methods}}); see docs/drift.md"),
+    Setting("scrape", ("--scrape",), ("MODELMON_SCRAPE",), ("scrape",), None,
+            "scrape mode: /metrics URL of a monitored replica; repeat for each replica (their "
+            "counts are summed; the variable comma-separated)", metavar="URL", multiple=True),
+    Setting("prometheus_url", ("--prometheus-url",), ("MODELMON_PROMETHEUS_URL",),
+            ("prometheus_url",), None,
+            "query mode: base URL of a Prometheus-compatible query API, e.g. "
+            "http://prometheus:9090 (not with --scrape)", metavar="URL"),
+    Setting("window", ("--window",), ("MODELMON_WINDOW",), ("window",), DEFAULTS["window"],
+            f"window length, e.g. 15m, 1h, 90 (seconds); {QUERY_DEFAULTS['window']} in query "
+            "mode", metavar="DURATION"),
+    Setting("interval", ("--interval",), ("MODELMON_INTERVAL",), ("interval",),
+            DEFAULTS["interval"],
+            f"time between evaluations; {QUERY_DEFAULTS['interval']} in query mode",
+            metavar="DURATION"),
+    Setting("min_samples", ("--min-samples",), ("MODELMON_MIN_SAMPLES",), ("min_samples",),
+            DEFAULTS["min_samples"],
+            "below this many samples in a window a feature gets no scores and no verdict, only "
+            "its sample count ('too few samples'); the default is where the verdict finds a "
+            "0.5 sd shift with 95%% probability", metavar="N"),
+    *web_settings(DEFAULT_PORT),
+    Setting("timeout", ("--timeout",), ("MODELMON_TIMEOUT",), ("timeout",), DEFAULTS["timeout"],
+            "scrape mode: timeout of each scrape, at most --interval", metavar="DURATION"),
+    Setting("baseline", ("--baseline",), ("MODELMON_BASELINE",), ("baselines",), None,
+            "baseline file that replaces the store's modelmon_baseline_* gauges for its model "
+            "and version; repeatable (the variable comma-separated)", metavar="FILE",
+            multiple=True, path=True, group=_QUERY),
+    Setting("prometheus_header", ("--prometheus.header",), ("MODELMON_PROMETHEUS_HEADER",),
+            ("prometheus", "headers"), None,
+            "extra HTTP header of every query, e.g. 'X-Scope-OrgID: team-a'; repeatable (the "
+            "variable one per line)", metavar="'NAME: VALUE'", multiple=True, separator="\n",
+            group=_QUERY),
+    Setting("prometheus_bearer_token_file", ("--prometheus.bearer-token-file",),
+            ("MODELMON_PROMETHEUS_BEARER_TOKEN_FILE",), ("prometheus", "bearer_token_file"), None,
+            "file with a bearer token, re-read before every evaluation", metavar="FILE",
+            path=True, group=_QUERY),
+    Setting("prometheus_basic_auth_user", ("--prometheus.basic-auth-user",),
+            ("MODELMON_PROMETHEUS_BASIC_AUTH_USER",), ("prometheus", "basic_auth_user"), None,
+            "basic auth user; needs --prometheus.basic-auth-password-file", metavar="USER",
+            group=_QUERY),
+    Setting("prometheus_basic_auth_password_file", ("--prometheus.basic-auth-password-file",),
+            ("MODELMON_PROMETHEUS_BASIC_AUTH_PASSWORD_FILE",),
+            ("prometheus", "basic_auth_password_file"), None,
+            "file with the basic auth password, re-read before every evaluation",
+            metavar="FILE", path=True, group=_QUERY),
+    Setting("prometheus_ca_file", ("--prometheus.ca-file",), ("MODELMON_PROMETHEUS_CA_FILE",),
+            ("prometheus", "ca_file"), None,
+            "CA bundle (PEM) that verifies the store's certificate instead of the system CAs",
+            metavar="FILE", path=True, group=_QUERY),
+    Setting("prometheus_cert_file", ("--prometheus.cert-file",),
+            ("MODELMON_PROMETHEUS_CERT_FILE",), ("prometheus", "cert_file"), None,
+            "client certificate (PEM) for mutual TLS; needs --prometheus.key-file",
+            metavar="FILE", path=True, group=_QUERY),
+    Setting("prometheus_key_file", ("--prometheus.key-file",), ("MODELMON_PROMETHEUS_KEY_FILE",),
+            ("prometheus", "key_file"), None,
+            "private key (PEM, unencrypted) of --prometheus.cert-file", metavar="FILE",
+            path=True, group=_QUERY),
+    Setting("prometheus_insecure_skip_verify", ("--prometheus.insecure-skip-verify",),
+            ("MODELMON_PROMETHEUS_INSECURE_SKIP_VERIFY",), ("prometheus", "insecure_skip_verify"),
+            None, "do not verify the store's certificate (testing only; the variable and the "
+            "file take true or false)", switch=True, group=_QUERY),
+    Setting("prometheus_timeout", ("--prometheus.timeout",), ("MODELMON_PROMETHEUS_TIMEOUT",),
+            ("prometheus", "timeout"), QUERY_DEFAULTS["prometheus_timeout"],
+            "timeout of each query, at most --interval", metavar="DURATION", group=_QUERY),
+    Setting("prometheus_concurrency", ("--prometheus.concurrency",),
+            ("MODELMON_PROMETHEUS_CONCURRENCY",), ("prometheus", "concurrency"),
+            QUERY_DEFAULTS["prometheus_concurrency"], "queries in flight at once", metavar="N",
+            group=_QUERY),
+    Setting("evaluation_delay", ("--evaluation-delay",), ("MODELMON_EVALUATION_DELAY",),
+            ("evaluation_delay",), QUERY_DEFAULTS["evaluation_delay"],
+            "evaluate at this long ago, rounded down to a multiple of --interval, so the store "
+            "has ingested the newest scrapes and HA replicas evaluate at the same time; 0 "
+            "evaluates at the current time", metavar="DURATION", group=_QUERY),
+    Setting("baseline_refresh", ("--baseline-refresh",), ("MODELMON_BASELINE_REFRESH",),
+            ("baseline_refresh",), QUERY_DEFAULTS["baseline_refresh"],
+            "read the baseline gauges again at least this often; between reads they are read "
+            "only when modelmon_model_info shows a new model, version or baseline id; 0 reads "
+            "them at every evaluation", metavar="DURATION", group=_QUERY),
+)
+#: Settings of query mode only (refused in scrape mode).
+_QUERY_ONLY = tuple(s.name for s in DRIFT_SETTINGS if s.group == _QUERY)
+
+
+class ConfigError(SettingsError):
+    """A setting that cannot be used; the message names its source and what was expected."""
+
+
+class PrometheusFile(msgspec.Struct, forbid_unknown_fields=True):
+    """``prometheus:`` of the drift exporter's file: the store connection (query mode)."""
+
+    headers: Any = None
+    bearer_token_file: Any = None
+    basic_auth_user: Any = None
+    basic_auth_password_file: Any = None
+    ca_file: Any = None
+    cert_file: Any = None
+    key_file: Any = None
+    insecure_skip_verify: Any = None
+    timeout: Any = None
+    concurrency: Any = None
+
+
+class DriftFile(msgspec.Struct, forbid_unknown_fields=True):
+    """The drift exporter's YAML file (``--config.file``).
+
+    ``verdict``, ``methods`` and ``models`` are checked by :func:`load_config_file`.
+    """
+
+    scrape: Any = None
+    prometheus_url: Any = None
+    window: Any = None
+    interval: Any = None
+    min_samples: Any = None
+    listen: Any = None
+    web_config_file: Any = None
+    timeout: Any = None
+    baselines: Any = None
+    prometheus: PrometheusFile | None = None
+    evaluation_delay: Any = None
+    baseline_refresh: Any = None
+    verdict: Any = None
+    methods: Any = None
+    models: Any = None
 
 
 @dataclass(frozen=True)
@@ -111,287 +258,105 @@ class DriftConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``modelmon drift`` flags to ``parser``."""
+    """Add the ``modelmon drift`` flags (:data:`DRIFT_SETTINGS`) to ``parser``."""
     parser.description = (
         "Drift exporter. Scrape mode (--scrape): reads /metrics of the monitored replicas "
         "every --interval and sums them. Query mode (--prometheus-url): reads the replicas' "
         "histograms from a Prometheus-compatible store (Prometheus, Thanos, Mimir, "
         "VictoriaMetrics) through its query API. Both export drift scores of the last "
-        "--window against the baseline and against the window before it. See docs/drift.md.")
-    parser.add_argument("--scrape", action="append", metavar="URL", default=None,
-                        help="scrape mode: /metrics URL of a monitored replica; repeat for each "
-                             "replica (their counts are summed). Env MODELMON_SCRAPE, "
-                             "comma-separated.")
-    parser.add_argument("--prometheus-url", dest="prometheus_url", metavar="URL", default=None,
-                        help="query mode: base URL of a Prometheus-compatible query API, e.g. "
-                             "http://prometheus:9090 (not with --scrape; env "
-                             "MODELMON_PROMETHEUS_URL)")
-    parser.add_argument("--window", metavar="DURATION", default=None,
-                        help=f"window length, e.g. 15m, 1h, 90 (seconds) "
-                             f"(default {DEFAULTS['window']} in scrape mode, "
-                             f"{QUERY_DEFAULTS['window']} in query mode; env MODELMON_WINDOW)")
-    parser.add_argument("--interval", metavar="DURATION", default=None,
-                        help=f"time between evaluations (default {DEFAULTS['interval']} in "
-                             f"scrape mode, {QUERY_DEFAULTS['interval']} in query mode; "
-                             "env MODELMON_INTERVAL)")
-    parser.add_argument("--min-samples", metavar="N", default=None,
-                        help=f"below this many samples in a window a feature gets no scores "
-                             f"and no verdict, only its sample count ('too few samples'); the "
-                             f"default is where the verdict finds a 0.5 sd shift with 95%% "
-                             f"probability (default {DEFAULTS['min_samples']}; env "
-                             f"MODELMON_MIN_SAMPLES)")
-    parser.add_argument("--listen", metavar="HOST:PORT", default=None,
-                        help=f"address of /metrics, /-/healthy and /-/ready "
-                             f"(default {DEFAULTS['listen']}; env MODELMON_LISTEN)")
-    parser.add_argument("--timeout", metavar="DURATION", default=None,
-                        help=f"scrape mode: timeout of each scrape (default "
-                             f"{DEFAULTS['timeout']}, at most --interval; env MODELMON_TIMEOUT)")
-    parser.add_argument("--web.config.file", dest="web_config_file", metavar="PATH",
-                        default=None,
-                        help="YAML file (Prometheus exporter-toolkit format) that turns on TLS "
-                             "and/or basic auth; /-/healthy and /-/ready stay open "
-                             "(default: none, plain HTTP without auth; env "
-                             "MODELMON_WEB_CONFIG_FILE)")
-    q = parser.add_argument_group(
-        "query mode", "Settings of --prometheus-url only; each also as MODELMON_<NAME> "
-        "(dots and dashes as underscores).")
-    parser.add_argument("--config", dest="drift_config", metavar="FILE", default=None,
-                        help="YAML file with the drift verdict (verdict: {method, effect, "
-                             "alpha}) and per-model settings: models: {<model>: {verdict: {...}, "
-                             "window: 2h, min_samples: 500, methods: [psi, jensen_shannon]}} "
-                             "(window, min_samples and methods in query mode only), and an "
-                             "optional top-level methods: list (query mode); see docs/drift.md "
-                             "(env MODELMON_DRIFT_CONFIG)")
-    q.add_argument("--baseline", dest="baseline", action="append", metavar="FILE",
-                   default=None,
-                   help="baseline file that replaces the store's modelmon_baseline_* gauges for "
-                        "its model and version; repeatable (env MODELMON_BASELINE, "
-                        "comma-separated)")
-    q.add_argument("--prometheus.header", dest="prometheus_header", action="append",
-                   metavar="'NAME: VALUE'", default=None,
-                   help="extra HTTP header of every query, e.g. 'X-Scope-OrgID: team-a'; "
-                        "repeatable (env MODELMON_PROMETHEUS_HEADER, one per line)")
-    q.add_argument("--prometheus.bearer-token-file", dest="prometheus_bearer_token_file",
-                   metavar="FILE", default=None,
-                   help="file with a bearer token, re-read before every evaluation "
-                        "(env MODELMON_PROMETHEUS_BEARER_TOKEN_FILE)")
-    q.add_argument("--prometheus.basic-auth-user", dest="prometheus_basic_auth_user",
-                   metavar="USER", default=None,
-                   help="basic auth user; needs --prometheus.basic-auth-password-file "
-                        "(env MODELMON_PROMETHEUS_BASIC_AUTH_USER)")
-    q.add_argument("--prometheus.basic-auth-password-file",
-                   dest="prometheus_basic_auth_password_file", metavar="FILE", default=None,
-                   help="file with the basic auth password, re-read before every evaluation "
-                        "(env MODELMON_PROMETHEUS_BASIC_AUTH_PASSWORD_FILE)")
-    q.add_argument("--prometheus.ca-file", dest="prometheus_ca_file", metavar="FILE",
-                   default=None,
-                   help="CA bundle (PEM) that verifies the store's certificate instead of the "
-                        "system CAs (env MODELMON_PROMETHEUS_CA_FILE)")
-    q.add_argument("--prometheus.cert-file", dest="prometheus_cert_file", metavar="FILE",
-                   default=None,
-                   help="client certificate (PEM) for mutual TLS; needs --prometheus.key-file "
-                        "(env MODELMON_PROMETHEUS_CERT_FILE)")
-    q.add_argument("--prometheus.key-file", dest="prometheus_key_file", metavar="FILE",
-                   default=None,
-                   help="private key (PEM, unencrypted) of --prometheus.cert-file "
-                        "(env MODELMON_PROMETHEUS_KEY_FILE)")
-    q.add_argument("--prometheus.insecure-skip-verify", dest="prometheus_insecure_skip_verify",
-                   action="store_true", default=None,
-                   help="do not verify the store's certificate (testing only; env "
-                        "MODELMON_PROMETHEUS_INSECURE_SKIP_VERIFY=true)")
-    q.add_argument("--prometheus.timeout", dest="prometheus_timeout", metavar="DURATION",
-                   default=None,
-                   help=f"timeout of each query (default {QUERY_DEFAULTS['prometheus_timeout']}, "
-                        "at most --interval; env MODELMON_PROMETHEUS_TIMEOUT)")
-    q.add_argument("--prometheus.concurrency", dest="prometheus_concurrency", metavar="N",
-                   default=None,
-                   help=f"queries in flight at once (default "
-                        f"{QUERY_DEFAULTS['prometheus_concurrency']}; env "
-                        "MODELMON_PROMETHEUS_CONCURRENCY)")
-    q.add_argument("--evaluation-delay", dest="evaluation_delay", metavar="DURATION",
-                   default=None,
-                   help=f"evaluate at this long ago, rounded down to a multiple of --interval, so "
-                        f"the store has ingested the newest scrapes and HA replicas evaluate at "
-                        f"the same time (default {QUERY_DEFAULTS['evaluation_delay']}; env "
-                        "MODELMON_EVALUATION_DELAY)")
-    q.add_argument("--baseline-refresh", dest="baseline_refresh", metavar="DURATION",
-                   default=None,
-                   help="read the baseline gauges again at least this often; between reads "
-                        "they are read only when modelmon_model_info shows a new model, version "
-                        "or baseline id (default "
-                        f"{QUERY_DEFAULTS['baseline_refresh']}; 0s reads them at every "
-                        "evaluation; env MODELMON_BASELINE_REFRESH)")
+        "--window against the baseline and against the window before it. Each setting comes "
+        "from its flag, else its MODELMON_* variable, else the --config.file, else the "
+        "default. See docs/drift.md.")
+    add_settings(parser, DRIFT_SETTINGS)
 
 
-#: Flag spelling of the settings whose flag is not ``--`` + attr with dashes.
-_FLAGS = {
-    "drift_config": "--config",
-    "baseline": "--baseline",
-    **{a: "--prometheus." + a.removeprefix("prometheus_").replace("_", "-") for a in (
-        "prometheus_header", "prometheus_bearer_token_file", "prometheus_basic_auth_user",
-        "prometheus_basic_auth_password_file", "prometheus_ca_file", "prometheus_cert_file",
-        "prometheus_key_file", "prometheus_insecure_skip_verify", "prometheus_timeout",
-        "prometheus_concurrency")},
-}
-#: Settings of query mode only (refused in scrape mode).
-_QUERY_ONLY = ("baseline", "evaluation_delay", "baseline_refresh") + tuple(
-    a for a in _FLAGS if a.startswith("prometheus_"))
-
-
-def _flag(attr: str) -> str:
-    return _FLAGS.get(attr, "--" + attr.replace("_", "-"))
-
-
-def _var(attr: str) -> str:
-    return "MODELMON_" + attr.upper()
-
-
-def _pick(args: argparse.Namespace, env: Mapping[str, str], attr: str,
-          defaults: Mapping[str, str] = DEFAULTS) -> tuple[str, str]:
-    """(value, where) of a setting: the flag, else the variable, else the default."""
-    flag = _flag(attr)
-    var = _var(attr)
-    v = getattr(args, attr, None)
-    if v is not None:
-        return str(v), flag
-    if env.get(var, "").strip():
-        return env[var].strip(), var
-    return defaults[attr], f"{flag} (default)"
-
-
-def _given(args: argparse.Namespace, env: Mapping[str, str], attr: str) -> str | None:
-    """Where an optional setting was given (its flag or variable), None if nowhere."""
-    if getattr(args, attr, None) is not None:
-        return _flag(attr)
-    if env.get(_var(attr), "").strip():
-        return _var(attr)
-    return None
-
-
-def _optional(args: argparse.Namespace, env: Mapping[str, str],
-              attr: str) -> tuple[str | None, str]:
-    where = _given(args, env, attr)
-    if where is None:
-        return None, _flag(attr)
-    v = getattr(args, attr, None)
-    return (str(v) if v is not None else env[_var(attr)].strip()), where
+def _where(src: Source) -> str:
+    """A source for a message about a relation: the flag itself when it is the default."""
+    return src.name if src.kind == "default" else str(src)
 
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> DriftConfig:
-    """The settings from the parsed flags and the environment; :class:`ConfigError` if unusable."""
+    """The settings from flags, environment and config file; :class:`ConfigError` if unusable."""
     env = os.environ if environ is None else environ
-    urls: list[str] = []
-    if getattr(args, "scrape", None):
-        for item in args.scrape:
-            urls += [u.strip() for u in str(item).split(",") if u.strip()]
-        where = "--scrape"
-    else:
-        urls = [u.strip() for u in env.get("MODELMON_SCRAPE", "").split(",") if u.strip()]
-        where = "MODELMON_SCRAPE"
-    prom_url, prom_where = _optional(args, env, "prometheus_url")
-    if prom_url is not None:
-        if urls:
-            raise ConfigError(f"{where} and {prom_where}: choose one mode, scrape (--scrape) or "
-                              "query (--prometheus-url), not both")
-        return _resolve_query(args, env, prom_url, prom_where)
-    if not urls:
+    try:
+        return _resolve(args, env)
+    except ConfigError:
+        raise
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _resolve(args: argparse.Namespace, env: Mapping[str, str]) -> DriftConfig:
+    path, via = config_path(DRIFT_SETTINGS, args, env)
+    file = read_config(path, via, DriftFile) if path else None
+    per_model = _per_model(file) if file is not None else FileSettings(DRIFT_METHODS, {},
+                                                                        DEFAULT_VERDICT)
+    s = Settings(DRIFT_SETTINGS, args, env, file)
+    scrape = s.given("scrape")
+    prom = s.given("prometheus_url")
+    if prom is not None:
+        if scrape is not None:
+            raise ConfigError(f"{scrape.source} and {prom.source}: choose one mode, scrape "
+                              "(--scrape) or query (--prometheus-url), not both")
+        return _resolve_query(Settings(DRIFT_SETTINGS, args, env, file, QUERY_DEFAULTS),
+                              per_model, file)
+    urls: list[str] = list(scrape.raw) if scrape is not None else []
+    if scrape is None or not urls:
         raise ConfigError("--scrape / MODELMON_SCRAPE: expected at least one /metrics URL "
                           "(e.g. --scrape http://model-0:8000/metrics), or --prometheus-url / "
-                          "MODELMON_PROMETHEUS_URL for query mode")
+                          "MODELMON_PROMETHEUS_URL for query mode (or scrape: / "
+                          "prometheus_url: in the --config.file)")
+    where = str(scrape.source)
     for u in urls:
         if not u.startswith(("http://", "https://")):
             raise ConfigError(f"{where}: expected http:// or https:// URLs, got {u!r}")
     if len(set(urls)) != len(urls):
         raise ConfigError(f"{where}: a URL is given twice (its counts would be summed twice)")
-    for attr in _QUERY_ONLY:
-        given = _given(args, env, attr)
+    for name in _QUERY_ONLY:
+        given = s.given(name)
         if given is not None:
-            raise ConfigError(f"{given}: only used in query mode (--prometheus-url), not with "
-                              f"{where}")
+            raise ConfigError(f"{given.source}: only used in query mode (--prometheus-url), not "
+                              f"with {where}")
 
-    window, interval, min_samples = _common_window(args, env, DEFAULTS)
-    timeout = _duration(args, env, "timeout", DEFAULTS)
-    host, port, web_config = _listen_and_web(args, env)
-    file, cfg_path, cfg_where = _config_file(args, env)
-    if cfg_path is not None:
-        for name, ms in file.models.items():
+    window, interval, min_samples = _common_window(s)
+    timeout = s.duration("timeout")
+    host, port, web_config = _listen_and_web(s)
+    if file is not None:
+        for name, ms in per_model.models.items():
             for key in ("window", "min_samples", "methods"):
                 if getattr(ms, key) is not None:
-                    raise ConfigError(f"{cfg_where}: {cfg_path}: key 'models.{name}.{key}': only "
-                                      f"used in query mode (--prometheus-url), not with {where}")
-        if file.methods != DRIFT_METHODS:
-            raise ConfigError(f"{cfg_where}: {cfg_path}: key 'methods': only used in query mode "
-                              f"(--prometheus-url), not with {where}")
+                    raise file.error(f"models.{name}.{key}", "only used in query mode "
+                                                             f"(--prometheus-url), not with {where}")
+        if per_model.methods != DRIFT_METHODS:
+            raise file.error("methods", "only used in query mode (--prometheus-url), not with "
+                                        f"{where}")
     return DriftConfig(scrape=tuple(urls), window=window, interval=interval,
                        min_samples=min_samples, host=host, port=port,
                        timeout=min(timeout, interval), web_config=web_config,
-                       models=file.models, verdict=file.verdict, config_file=cfg_path)
+                       models=per_model.models, verdict=per_model.verdict, config_file=path)
 
 
-def _duration(args: argparse.Namespace, env: Mapping[str, str], attr: str,
-              defaults: Mapping[str, str], zero_ok: bool = False) -> float:
-    text, src = _pick(args, env, attr, defaults)
-    if zero_ok and text.strip() in ("0", "0s", "0ms"):
-        return 0.0
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise ConfigError(f"{src}: {exc}") from None
-
-
-def _whole(args: argparse.Namespace, env: Mapping[str, str], attr: str,
-           defaults: Mapping[str, str], minimum: int) -> int:
-    text, src = _pick(args, env, attr, defaults)
-    try:
-        n = int(text)
-        if n < minimum:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{src}: expected a whole number >= {minimum}, got {text!r}") from None
-    return n
-
-
-def _common_window(args: argparse.Namespace, env: Mapping[str, str],
-                   defaults: Mapping[str, str]) -> tuple[float, float, int]:
-    window = _duration(args, env, "window", defaults)
-    interval = _duration(args, env, "interval", defaults)
+def _common_window(s: Settings) -> tuple[float, float, int]:
+    window = s.duration("window")
+    interval = s.duration("interval")
     if interval > window:
-        raise ConfigError(f"--interval ({format_duration(interval)}) must not be longer than "
-                          f"--window ({format_duration(window)})")
-    min_samples = _whole(args, env, "min_samples", defaults, 0)
+        raise ConfigError(f"{_where(s.value('interval').source)} ({format_duration(interval)}) "
+                          f"must not be longer than {_where(s.value('window').source)} "
+                          f"({format_duration(window)})")
+    min_samples = s.whole("min_samples", 0)
     return window, interval, min_samples
 
 
-def _listen_and_web(args: argparse.Namespace,
-                    env: Mapping[str, str]) -> tuple[str, int, WebConfig | None]:
-    text, src = _pick(args, env, "listen")
-    try:
-        host, port = parse_listen(text)
-    except ValueError as exc:
-        raise ConfigError(f"{src}: {exc}") from None
+def _listen_and_web(s: Settings) -> tuple[str, int, WebConfig | None]:
+    host, port = s.listen("listen", DEFAULT_PORT)
+    path, src = s.web_config_file()
     web_config = None
-    path = getattr(args, "web_config_file", None)
-    src = "--web.config.file"
-    if path is None and env.get("MODELMON_WEB_CONFIG_FILE", "").strip():
-        path, src = env["MODELMON_WEB_CONFIG_FILE"].strip(), "MODELMON_WEB_CONFIG_FILE"
     if path is not None:
         try:
             web_config = load_web_config(path)
         except WebConfigError as exc:
             raise ConfigError(f"{src}: {exc}") from None
     return host, port, web_config
-
-
-def _config_file(args: argparse.Namespace,
-                 env: Mapping[str, str]) -> tuple[FileSettings, str | None, str]:
-    """``(settings, path, where)`` of ``--config``; the defaults and None when not given."""
-    path, where = _optional(args, env, "drift_config")
-    if path is None:
-        return FileSettings(DRIFT_METHODS, {}, DEFAULT_VERDICT), None, where
-    try:
-        return load_config_file(path), path, where
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _readable(path: str, where: str) -> str:
@@ -403,10 +368,12 @@ def _readable(path: str, where: str) -> str:
     return path
 
 
-def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
-                   url_where: str) -> DriftConfig:
+def _resolve_query(s: Settings, per_model: FileSettings, file: ConfigFile | None) -> DriftConfig:
     from urllib.parse import urlsplit
 
+    url, url_src = s.text("prometheus_url")
+    assert url is not None
+    url_where = str(url_src)
     u = urlsplit(url)
     if u.scheme not in ("http", "https") or not u.netloc:
         raise ConfigError(f"{url_where}: expected an http:// or https:// URL, got "
@@ -414,25 +381,21 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
     if u.query or u.fragment:
         raise ConfigError(f"{url_where}: expected a base URL without ?query or #fragment, got "
                           f"{source_label(url)}?...")
-    given = _given(args, env, "timeout")
+    given = s.given("timeout")
     if given is not None:
-        raise ConfigError(f"{given}: the scrape timeout is for --scrape only; in query mode use "
-                          "--prometheus.timeout")
-    d = QUERY_DEFAULTS
-    window, interval, min_samples = _common_window(args, env, d)
-    host, port, web_config = _listen_and_web(args, env)
-    timeout = _duration(args, env, "prometheus_timeout", d)
-    concurrency = _whole(args, env, "prometheus_concurrency", d, 1)
-    delay = _duration(args, env, "evaluation_delay", d, zero_ok=True)
-    refresh = _duration(args, env, "baseline_refresh", d, zero_ok=True)
+        raise ConfigError(f"{given.source}: the scrape timeout is for --scrape only; in query "
+                          "mode use --prometheus.timeout")
+    window, interval, min_samples = _common_window(s)
+    host, port, web_config = _listen_and_web(s)
+    timeout = s.duration("prometheus_timeout")
+    concurrency = s.whole("prometheus_concurrency", 1)
+    delay = s.duration("evaluation_delay", allow_zero=True)
+    refresh = s.duration("baseline_refresh", allow_zero=True)
 
     # headers
+    raw, hsrc = s.items("prometheus_header")
+    hwhere = _where(hsrc)
     headers: list[tuple[str, str]] = []
-    if getattr(args, "prometheus_header", None):
-        raw, hwhere = list(args.prometheus_header), "--prometheus.header"
-    else:
-        raw = [h for h in env.get("MODELMON_PROMETHEUS_HEADER", "").splitlines() if h.strip()]
-        hwhere = "MODELMON_PROMETHEUS_HEADER"
     for i, h in enumerate(raw, 1):
         try:
             headers.append(parse_header(h))
@@ -443,20 +406,18 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
     if dup:
         raise ConfigError(f"{hwhere}: header {dup[0]!r} given more than once")
 
-    token, token_where = _optional(args, env, "prometheus_bearer_token_file")
-    user, user_where = _optional(args, env, "prometheus_basic_auth_user")
-    pw, pw_where = _optional(args, env, "prometheus_basic_auth_password_file")
-    ca, ca_where = _optional(args, env, "prometheus_ca_file")
-    cert, cert_where = _optional(args, env, "prometheus_cert_file")
-    key, key_where = _optional(args, env, "prometheus_key_file")
-    insecure_text, insecure_where = _optional(args, env, "prometheus_insecure_skip_verify")
-    insecure = False
-    if insecure_text is not None:
-        t = insecure_text.strip().lower()
-        if t in ("true", "1", "yes", "on"):
-            insecure = True
-        elif t not in ("false", "0", "no", "off"):
-            raise ConfigError(f"{insecure_where}: expected true or false, got {insecure_text!r}")
+    def opt(name: str, path: bool = True) -> tuple[str | None, str]:
+        v, src = s.path(name) if path else s.text(name)
+        return v, _where(src)
+
+    token, token_where = opt("prometheus_bearer_token_file")
+    user, user_where = opt("prometheus_basic_auth_user", path=False)
+    pw, pw_where = opt("prometheus_basic_auth_password_file")
+    ca, ca_where = opt("prometheus_ca_file")
+    cert, cert_where = opt("prometheus_cert_file")
+    key, key_where = opt("prometheus_key_file")
+    insecure = s.boolean("prometheus_insecure_skip_verify")
+    insecure_where = _where(s.value("prometheus_insecure_skip_verify").source)
     if (user is None) != (pw is None):
         missing = pw_where if pw is None else user_where
         have = user_where if pw is None else pw_where
@@ -504,20 +465,12 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
         basic_auth_password_file=pw, ca_file=ca, cert_file=cert, key_file=key,
         insecure_skip_verify=insecure, timeout=min(timeout, interval))
 
-    # per-model config file
-    file, cfg_path, _ = _config_file(args, env)
-    methods, models = file.methods, file.models
-
     # baseline overrides
-    if getattr(args, "baseline", None):
-        paths, bwhere = [p for item in args.baseline for p in str(item).split(",") if p.strip()], \
-            "--baseline"
-    else:
-        paths = [p for p in env.get("MODELMON_BASELINE", "").split(",") if p.strip()]
-        bwhere = "MODELMON_BASELINE"
+    paths, bsrc = s.paths("baseline")
+    bwhere = str(bsrc)
     baselines: list[Baseline] = []
     seen: dict[tuple[str, str], str] = {}
-    for p in (p.strip() for p in paths):
+    for p in paths:
         try:
             b = Baseline.load(p)
         except BaselineError as exc:
@@ -530,10 +483,11 @@ def _resolve_query(args: argparse.Namespace, env: Mapping[str, str], url: str,
         baselines.append(b)
     return DriftConfig(scrape=(), window=window, interval=interval, min_samples=min_samples,
                        host=host, port=port, timeout=options.timeout, web_config=web_config,
-                       prometheus_url=url, query_options=options, methods=methods,
-                       models=models, baselines=tuple(baselines), concurrency=concurrency,
-                       evaluation_delay=delay, baseline_refresh=refresh, config_file=cfg_path,
-                       verdict=file.verdict)
+                       prometheus_url=url, query_options=options, methods=per_model.methods,
+                       models=per_model.models, baselines=tuple(baselines),
+                       concurrency=concurrency, evaluation_delay=delay, baseline_refresh=refresh,
+                       config_file=file.path if file is not None else None,
+                       verdict=per_model.verdict)
 
 
 class FileSettings(NamedTuple):
@@ -545,9 +499,10 @@ class FileSettings(NamedTuple):
 
 
 def load_config_file(path: str) -> FileSettings:
-    """The settings of a drift config file.
+    """The verdict and per-model settings of a drift config file (``--config.file``).
 
-    The file::
+    The file may hold every setting of :data:`DRIFT_SETTINGS` under its file key
+    (read by :func:`resolve`); this reads the verdict and per-model part::
 
         verdict:                               # optional: the verdict of every model
           method: {numeric: wasserstein_normed, categorical: jensen_shannon}
@@ -568,27 +523,20 @@ def load_config_file(path: str) -> FileSettings:
     :class:`ConfigError` names the file and the key of any problem.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    try:
-        doc: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if doc is None:
-        return FileSettings(DRIFT_METHODS, {}, DEFAULT_VERDICT)
-    if not isinstance(doc, Mapping):
-        raise ConfigError(f"{path}: expected a mapping with the keys models, methods and "
-                          f"verdict, got {type(doc).__name__}")
-    for k in doc:
-        if k not in ("models", "methods", "verdict"):
-            raise ConfigError(f"{path}: key {k!r}: unknown key (expected models, methods or "
-                              "verdict)")
+        return _per_model(read_config(path, "", DriftFile))
+    except ConfigError:
+        raise
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _per_model(file: ConfigFile) -> FileSettings:
+    """``verdict:``, ``methods:`` and ``models:`` of a read drift config file."""
+    doc = file.doc
+    assert isinstance(doc, DriftFile)
 
     def fail(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{path}: key {key!r}: {msg}")
+        return ConfigError(f"{file.where}: key {key!r}: {msg}")
 
     def methods_of(v: Any, key: str) -> tuple[str, ...]:
         if not isinstance(v, list) or not v:
@@ -671,9 +619,9 @@ def load_config_file(path: str) -> FileSettings:
         return VerdictSettings(numeric=numeric, categorical=categorical,
                                effect=MappingProxyType(effect), alpha=alpha)
 
-    verdict = verdict_of(doc.get("verdict"), "verdict", DEFAULT_VERDICT)
-    methods = methods_of(doc["methods"], "methods") if "methods" in doc else DRIFT_METHODS
-    raw_models = doc.get("models") or {}
+    verdict = verdict_of(doc.verdict, "verdict", DEFAULT_VERDICT)
+    methods = methods_of(doc.methods, "methods") if doc.methods is not None else DRIFT_METHODS
+    raw_models = doc.models or {}
     if not isinstance(raw_models, Mapping):
         raise fail("models", f"expected a mapping of model name to settings, got "
                              f"{type(raw_models).__name__}")
@@ -749,7 +697,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         host, port = svc.serve(cfg.host, cfg.port, web_config=cfg.web_config)
     except OSError as exc:
-        print(f"modelmon drift: error: --listen {cfg.host}:{cfg.port}: {exc}", file=sys.stderr)
+        print(f"modelmon drift: error: --web.listen-address {cfg.host}:{cfg.port}: {exc}",
+              file=sys.stderr)
         return 1
     stop = threading.Event()
     previous: dict[signal.Signals, object] = {}

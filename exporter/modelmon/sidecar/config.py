@@ -74,7 +74,8 @@ MiB = 1 << 20
 #: The settings of ``modelmon sidecar``: flag > ``MODELMON_*`` variable > file key > default.
 SIDECAR_SETTINGS: tuple[Setting, ...] = (
     config_file_setting(("MODELMON_CONFIG_FILE", "MODELMON_CONFIG"),
-                        "YAML file with models:, listen:, limits:, labels: ... (docs/sidecar.md)"),
+                        "YAML file with models:, listen:, limits:, labels: ... (docs/sidecar.md)",
+                        name="config"),  # args.config, as before
     Setting("baseline", ("--baseline",), ("MODELMON_BASELINE",), None, None,
             "baseline of one model; repeat for several (the variable comma-separated); "
             "replaces the file's models:", metavar="FILE", multiple=True),
@@ -316,7 +317,7 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
 
 
 def _resolve(args: argparse.Namespace, env: Mapping[str, str]) -> SidecarConfig:
-    path, via = config_path(SIDECAR_SETTINGS, args, env)
+    path, via = config_path(SIDECAR_SETTINGS, args, env, name="config")
     file = read_config(path, via, SidecarFile) if path else None
     s = Settings(SIDECAR_SETTINGS, args, env, file)
 

@@ -31,7 +31,7 @@ __all__ = [
     "EMPTY_SCORES",
     "Rows",
     "score_rows",
-    "Calibration",
+    "CalibrationGauges",
     "calibrations_of",
     "estimate",
     "ScoreKey",
@@ -78,8 +78,8 @@ class BaselineTable:
         self.category_ratio: dict[tuple[str, str, str], dict[str, float]] = {}
         self.class_ratio: dict[tuple[str, str], dict[str, float]] = {}
         self.samples: dict[tuple[str, str, str], float] = {}
-        #: ``{(model, model_version): Calibration}`` of binary classifiers.
-        self.calibrations: dict[tuple[str, str], Calibration] = {}
+        #: ``{(model, model_version): CalibrationGauges}`` of binary classifiers.
+        self.calibrations: dict[tuple[str, str], CalibrationGauges] = {}
 
     def update(self, expositions: Iterable[Exposition]) -> None:
         """Take the baseline gauges of these reads; the first read that has a series wins."""
@@ -224,7 +224,7 @@ class Scored:
         return self.scored.samples
 
 
-class Calibration(NamedTuple):
+class CalibrationGauges(NamedTuple):
     """A binary classifier's calibration as read from ``modelmon_baseline_calibration``."""
 
     output: str
@@ -236,13 +236,14 @@ class Calibration(NamedTuple):
 
 
 def calibrations_of(table: Mapping[tuple[str, str, str, str], Mapping[float, float]]
-                    ) -> dict[tuple[str, str], Calibration]:
-    """``{(model, model_version): Calibration}`` from ``{(model, version, output, quantity):
+                    ) -> dict[tuple[str, str], CalibrationGauges]:
+    """``{(model, model_version): CalibrationGauges}`` from
+    ``{(model, version, output, quantity):
     {le: count}}``; incomplete or inconsistent tables are left out."""
     by_mv: dict[tuple[str, str, str], dict[str, Mapping[float, float]]] = {}
     for (m, v, output, quantity), counts in table.items():
         by_mv.setdefault((m, v, output), {})[quantity] = counts
-    out: dict[tuple[str, str], Calibration] = {}
+    out: dict[tuple[str, str], CalibrationGauges] = {}
     for (m, v, output), q in sorted(by_mv.items()):
         if set(q) != set(CALIBRATION_QUANTITIES):
             continue
@@ -251,11 +252,11 @@ def calibrations_of(table: Mapping[tuple[str, str, str, str], Mapping[float, flo
             continue
         arrays = [np.array([q[name][le] for le in les]) for name in CALIBRATION_QUANTITIES]
         if (m, v) not in out:  # one score output per binary classifier
-            out[(m, v)] = Calibration(output, les, *arrays)
+            out[(m, v)] = CalibrationGauges(output, les, *arrays)
     return out
 
 
-def estimate(cal: Calibration, labels: Sequence[float | str], counts: np.ndarray,
+def estimate(cal: CalibrationGauges, labels: Sequence[float | str], counts: np.ndarray,
              min_samples: int) -> dict[str, float] | None:
     """Expected accuracy, precision, recall and F1 of a live score window (None when its
     buckets are not the calibration's or it holds fewer than ``min_samples``)."""

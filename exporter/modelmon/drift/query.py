@@ -67,7 +67,7 @@ from .columns import SLOT, Columns, Histograms, columns_of, group_histograms
 from .evaluate import (
     CLASS_REFERENCE_SAMPLES,
     BaselineTable,
-    Calibration,
+    CalibrationGauges,
     calibrations_of,
     estimate,
     Rows,
@@ -229,7 +229,7 @@ def _table_of_baseline(b: Baseline) -> BaselineTable:
     cal = b.calibration
     if cal is not None and cal.score in b.probabilities:
         les = tuple(float(x) for x in b.probabilities[cal.score].edges) + (math.inf,)
-        t.calibrations[(m, v)] = Calibration(cal.score, les, *(
+        t.calibrations[(m, v)] = CalibrationGauges(cal.score, les, *(
             np.asarray(getattr(cal, q), dtype=np.float64) for q in CALIBRATION_QUANTITIES))
     return t
 

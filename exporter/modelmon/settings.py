@@ -395,7 +395,7 @@ def _help(s: Setting) -> str:
     parts = []
     if s.default is not None:
         parts.append(f"default {s.default}")
-    parts.append("env " + " or ".join(s.env))
+    parts.append(f"env {s.var}" + (f" (old name {', '.join(s.env[1:])})" if s.env[1:] else ""))
     if s.file_key:
         parts.append(f"file key {s.file_key}")
     if len(s.flags) > 1:

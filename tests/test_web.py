@@ -22,7 +22,7 @@ from modelmon.sidecar.server import SidecarServer
 from modelmon.web import HTTPError, Request, WebApp, WebServer, call
 from modelmon.webconfig import WebConfig
 
-from .conftest import free_port
+from .support import free_port
 from .sidecar.conftest import make_baseline
 
 USER, PASSWORD = "prometheus", "pw"

@@ -386,7 +386,7 @@ def test_docs_have_one_row_per_setting(doc: str, table: tuple[Setting, ...]) -> 
     text = (REPO / doc).read_text(encoding="utf-8")
     rows = [ln for ln in text.splitlines() if ln.startswith("|")]
     for s in table:
-        row = next((r for r in rows if f"`{s.flag}" in r.split("|")[1]), None)
+        row = next((r for r in rows if r.split("|")[1].strip().startswith(f"`{s.flag}")), None)
         assert row is not None, f"{doc}: no table row for {s.flag}"
         for name in (*s.flags, *s.env):
             assert f"`{name}" in row, (name, row)

@@ -593,7 +593,7 @@ class WebServer:
         waiting (a TLS connection whose peer never answers the close would
         otherwise hold the shutdown until the TLS close timeout).
         """
-        self.server.handle_exit(signal.SIGINT, None)
+        self.server.handle_exit(0, None)  # logged as signal=stop; no drain, like SIGINT
         if self._thread is None:  # never served: only the socket to close
             self.sock.close()
         else:

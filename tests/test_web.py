@@ -332,3 +332,54 @@ def test_both_commands_are_served_by_the_shell() -> None:
     assert svc._http is None
     with pytest.raises(requests.ConnectionError):
         requests.get(drift + "/-/healthy", timeout=2)
+
+
+def test_exempt_paths_are_the_servers_choice() -> None:
+    app = WebApp()
+    server = WebServer(app, "127.0.0.1", 0, web_config=WebConfig(tls=None, users={USER: HASH}),
+                       exempt=("/-/healthy",))
+    server.start()
+    try:
+        assert requests.get(server.url + "/-/healthy", timeout=5).status_code == 200
+        assert requests.get(server.url + "/-/ready", timeout=5).status_code == 401
+        assert requests.get(server.url + "/-/ready", auth=(USER, PASSWORD),
+                            timeout=5).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_body_reader_chunk_check_and_a_client_gone_mid_body() -> None:
+    app = WebApp(max_body_bytes=100)
+
+    def at_most_two_lines(chunk: bytes, chunks: list[bytes]) -> None:
+        if b"".join(chunks).count(b"\n") > 2:
+            raise HTTPError(413, "too_many_lines", "more than 2 lines")
+
+    async def lines(req: Request) -> None:
+        body = await req.body(on_chunk=at_most_two_lines)
+        await req.respond(200, b"text/plain", body)
+    app.route("/lines", lines, ("POST",))
+
+    async def run(messages: list[dict[str, object]]) -> tuple[int, bytes]:
+        sent: list[dict[str, object]] = []
+
+        async def receive():  # type: ignore[no-untyped-def]
+            return messages.pop(0)
+
+        async def send(m):  # type: ignore[no-untyped-def]
+            sent.append(m)
+        await app({"type": "http", "method": "POST", "path": "/lines", "headers": []},
+                  receive, send)
+        return sent[0]["status"], sent[1]["body"]  # type: ignore[return-value]
+
+    def chunked(*parts: bytes) -> list[dict[str, object]]:
+        return [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1}
+                for i, p in enumerate(parts)]
+    assert asyncio.run(run(chunked(b"a\n", b"b\n"))) == (200, b"a\nb\n")
+    status, body = asyncio.run(run(chunked(b"a\n", b"b\n", b"c\n", b"d\n")))
+    assert status == 413 and b'"too_many_lines"' in body
+    status, body = asyncio.run(run(chunked(b"x" * 60, b"y" * 60)))
+    assert status == 413 and b'"body_too_large"' in body
+    status, body = asyncio.run(run([{"type": "http.request", "body": b"a", "more_body": True},
+                                    {"type": "http.disconnect"}]))
+    assert status == 400 and b'"incomplete_body"' in body

@@ -2,8 +2,11 @@
 
 Subcommands: ``demo`` (the walking skeleton end to end, no Prometheus needed),
 ``baseline build|show``, ``drift`` (the drift exporter), ``sidecar`` (the HTTP
-ingest service). Every flag can also be
-set through an environment variable ``MODELMON_<FLAG>``.
+ingest service). Every flag can also be set through an environment variable
+``MODELMON_<FLAG>``. The two long-running commands, ``sidecar`` and ``drift``,
+declare their settings in one table each and resolve them with
+:mod:`modelmon.settings`: flag > ``MODELMON_*`` variable > ``--config.file`` >
+default, with the shared ``--web.listen-address`` / ``--web.config.file``.
 """
 
 from __future__ import annotations

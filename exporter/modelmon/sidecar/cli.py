@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 web = load_web_config(cfg.web_config_file)
             except WebConfigError as exc:
-                raise ConfigError(f"--web.config.file: {exc}") from None
+                raise ConfigError(f"{cfg.web_config_source}: {exc}") from None
     except ConfigError as exc:
         print(f"modelmon sidecar: error: {exc}", file=sys.stderr)
         return 2

@@ -178,6 +178,8 @@ class SidecarConfig:
     web_config_file: str | None
     #: ``open_join_store`` spec: ``{"type": "memory" | "sqlite" | "redis", ...}``.
     join_store: Mapping[str, Any] = field(default_factory=lambda: {"type": "memory"})
+    #: Where ``web_config_file`` came from (the head of its error messages).
+    web_config_source: str = "--web.config.file"
 
 
 def _load_baseline(path: str, where: str) -> Baseline:
@@ -346,7 +348,7 @@ def _resolve(args: argparse.Namespace, env: Mapping[str, str]) -> SidecarConfig:
     limits = Limits(max_body_bytes=s.size("max_body_bytes"),
                     max_events_per_request=s.whole("max_events_per_request", 1))
     delay = s.duration("shutdown_delay", allow_zero=True)
-    web, _ = s.web_config_file()
+    web, web_src = s.web_config_file()
     ttl = s.duration("join_ttl")
     max_rows = s.whole("join_max_rows", 1)
     commit = s.duration("join_commit_interval")
@@ -358,7 +360,8 @@ def _resolve(args: argparse.Namespace, env: Mapping[str, str]) -> SidecarConfig:
     except ValueError as exc:
         raise store.error(str(exc)) from None
     return SidecarConfig(models=tuple(models), limits=limits, host=host, port=port,
-                         shutdown_delay=delay, web_config_file=web, join_store=spec)
+                         shutdown_delay=delay, web_config_file=web, join_store=spec,
+                         web_config_source=str(web_src))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -259,12 +259,12 @@ def _segments(raw: Any, b: Baseline, where: str) -> tuple[Segment, ...]:
                 if not isinstance(bins, list) or any(isinstance(x, bool) or not isinstance(
                         x, (int, float)) for x in bins):
                     raise ValueError("bins must be a list of numbers")
-                out.append(Segment(feature, bins=tuple(float(x) for x in bins)))
+                out.append(Segment(str(feature), bins=tuple(float(x) for x in bins)))
             else:
                 values = item["values"]
                 if not isinstance(values, list):
                     raise ValueError("values must be a list")
-                out.append(Segment(feature, values=tuple(str(v) for v in values)))
+                out.append(Segment(str(feature), values=tuple(str(v) for v in values)))
         except ValueError as exc:
             raise ConfigError(f"{at}: {exc}") from None
     names = [sg.feature for sg in out]

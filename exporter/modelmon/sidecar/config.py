@@ -1,11 +1,14 @@
 """Settings of ``modelmon sidecar``: a YAML file, flags and ``MODELMON_*`` variables.
 
-Each setting is taken from the first of: its flag, its environment variable, the
-config file, the default. An unusable setting raises :class:`ConfigError` whose
-message names where it came from (file and key, flag or variable) and what was
-expected, so the sidecar stops before it starts serving.
+Each setting is a row of :data:`SIDECAR_SETTINGS`, resolved by
+:class:`modelmon.settings.Settings` like the drift exporter's: its flag, else its
+environment variable, else the config file (``--config.file``, old spelling
+``--config``), else the default. An unusable setting raises :class:`ConfigError`
+whose message names where it came from (the flag as typed, the variable, or the
+file and the key) and what was expected, so the sidecar stops before it starts
+serving.
 
-The file::
+The file (schema :class:`SidecarFile`; an unknown key is an error naming its path)::
 
     listen: 0.0.0.0:10380
     models:

@@ -18,10 +18,7 @@ DOC = ROOT / "docs" / "architecture.md"
 
 #: Imports against the table that another change removes: ``(importing module, imported
 #: module) -> why``. The test fails when one no longer occurs, so the entry goes with it.
-KNOWN: dict[tuple[str, str], str] = {
-    ("modelmon.sidecar.config", "modelmon.drift.config"):
-        "issue 16: parse_duration, format_duration and parse_listen move to settings.py",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 _CELL = re.compile(r"`([^`]+)`")
 

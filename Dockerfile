@@ -27,6 +27,7 @@ LABEL org.opencontainers.image.title="modelmon" \
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    XDG_STATE_HOME=/var/lib \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -37,9 +38,9 @@ RUN pip install "$(ls /tmp/wheels/*.whl)[redis]" \
 
 # A system user without a login shell or home; numeric USER so that Kubernetes
 # runAsNonRoot can check it. /etc/modelmon is where the config and baselines are mounted;
-# /var/lib/modelmon (the working directory, owned by that user) holds the sidecar's label
-# join store, sqlite:modelmon-join.sqlite by default: mount a volume there to keep it
-# across container restarts.
+# /var/lib/modelmon (owned by that user; XDG_STATE_HOME=/var/lib below) holds the sidecar's
+# label join store, sqlite:/var/lib/modelmon/join.sqlite by default: mount a volume there
+# to keep it across container restarts.
 RUN groupadd --system --gid 10001 modelmon \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin modelmon \

@@ -41,8 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # Sidecars the tests start as processes keep their label join in memory unless a test
-# chooses a store: the default (a SQLite file in the working directory) would put files
-# in the checkout and share them between unrelated sidecars.
+# chooses a store: the default (a SQLite file in the user's state directory) would be
+# shared between unrelated sidecars and outlive the run.
 os.environ.setdefault("MODELMON_JOIN_STORE", "memory")
 
 

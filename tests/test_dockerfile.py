@@ -22,7 +22,7 @@ import yaml
 from modelmon.cli import build_parser
 from modelmon.drift.cli import DEFAULTS as DRIFT_DEFAULTS
 from modelmon.drift.config import parse_duration
-from modelmon.sidecar.config import _SETTINGS, DEFAULT_PORT
+from modelmon.sidecar.config import _SETTINGS, DEFAULT_PORT, default_join_store
 
 from .support import IN_CI, require_module
 
@@ -187,7 +187,10 @@ def test_entrypoint_and_cmd(final: list[tuple[str, str]]) -> None:
     args = build_parser().parse_args(cmd)  # the CMD is a valid command line
     assert args.command == "sidecar" and args.config == "/etc/modelmon/modelmon.yaml"
     assert build_parser().parse_args(["drift", "--scrape", "http://x/metrics"]).command == "drift"
-    # the sidecar's default join store is a file in the working directory: it must be writable
+    # the sidecar's default join store is a file in $XDG_STATE_HOME/modelmon: in the image
+    # /var/lib/modelmon (also the working directory), which must be writable
+    env = _key_values(args_of(final, "ENV"))
+    assert default_join_store(env) == "sqlite:/var/lib/modelmon/join.sqlite"
     assert args_of(final, "WORKDIR")[-1] == "/var/lib/modelmon"
     assert any("chown 10001:10001 /var/lib/modelmon" in r for r in args_of(final, "RUN"))
 

@@ -586,3 +586,31 @@ def test_docs_list_every_setting() -> None:
             assert re.search(rf"`{re.escape(default)}`", row), (default, row)
     for extra in ("`--config", "`MODELMON_CONFIG`", "`--baseline", "`MODELMON_BASELINE`"):
         assert extra in doc
+
+
+def test_the_default_join_store_is_in_the_state_directory_never_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = tmp_path / "b.yaml"
+    make_baseline().save(b)
+    monkeypatch.chdir(tmp_path)
+    cfg = config("--baseline", str(b), env={"XDG_STATE_HOME": str(tmp_path / "state")})
+    assert cfg.join_store["type"] == "sqlite"
+    assert cfg.join_store["path"] == str(tmp_path / "state" / "modelmon" / "join.sqlite")
+    home = config("--baseline", str(b), env={}).join_store["path"]
+    assert home == str(Path.home() / ".local" / "state" / "modelmon" / "join.sqlite")
+    # ~ is expanded in a path given by the user, and a relative XDG_STATE_HOME is ignored
+    got = config("--baseline", str(b), "--join-store", "sqlite:~/j.sqlite", env={})
+    assert got.join_store["path"] == str(Path.home() / "j.sqlite")
+    rel = config("--baseline", str(b), env={"XDG_STATE_HOME": "relative"}).join_store["path"]
+    assert rel == home
+
+
+def test_the_sqlite_join_store_creates_its_directory(tmp_path: Path) -> None:
+    from modelmon.monitor.joinstore import SQLiteJoinStore
+
+    path = tmp_path / "a" / "b" / "join.sqlite"
+    store = SQLiteJoinStore(path)
+    try:
+        assert path.exists()
+    finally:
+        store.close()

@@ -74,6 +74,33 @@ __all__ = [
 DEFAULT_PORT = 10380
 MiB = 1 << 20
 
+
+#: ``--join-store``'s default: a SQLite file in the user's state directory, never the
+#: working directory. ``$XDG_STATE_HOME`` is that variable, else ``~/.local/state`` (the
+#: container image sets ``XDG_STATE_HOME=/var/lib``).
+DEFAULT_JOIN_STORE = "sqlite:$XDG_STATE_HOME/modelmon/join.sqlite"
+
+
+def state_home(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_STATE_HOME`` when set to an absolute path, else ``~/.local/state``.
+
+    >>> str(state_home({"XDG_STATE_HOME": "/var/lib"}))
+    '/var/lib'
+    """
+    base = environ.get("XDG_STATE_HOME", "").strip()
+    return Path(base) if base and os.path.isabs(base) else Path.home() / ".local" / "state"
+
+
+def default_join_store(environ: Mapping[str, str] = os.environ) -> str:
+    """The default join store with its directory resolved.
+
+    >>> default_join_store({"XDG_STATE_HOME": "/var/lib"})
+    'sqlite:/var/lib/modelmon/join.sqlite'
+    """
+    return "sqlite:" + str(join_store_spec(DEFAULT_JOIN_STORE, 1.0, 1, 1.0,
+                                           environ=environ)["path"])
+
+
 #: The settings of ``modelmon sidecar``: flag > ``MODELMON_*`` variable > file key > default.
 SIDECAR_SETTINGS: tuple[Setting, ...] = (
     config_file_setting(("MODELMON_CONFIG_FILE", "MODELMON_CONFIG"),
@@ -94,9 +121,10 @@ SIDECAR_SETTINGS: tuple[Setting, ...] = (
             "after SIGTERM, keep serving (not ready) this long so a last scrape sees every "
             "count; 0 to stop at once", metavar="DURATION"),
     Setting("join_store", ("--join-store",), ("MODELMON_JOIN_STORE",), ("labels", "join_store"),
-            "sqlite:modelmon-join.sqlite",
+            DEFAULT_JOIN_STORE,
             "where predictions with an id wait for their labels: memory, sqlite:PATH (a file on "
-            "the pod's volume) or redis://host:port/db (shared by replicas)", metavar="STORE"),
+            "the pod's volume; default in $XDG_STATE_HOME/modelmon or ~/.local/state/modelmon) "
+            "or redis://host:port/db (shared by replicas)", metavar="STORE"),
     Setting("join_ttl", ("--join-ttl",), ("MODELMON_JOIN_TTL",), ("labels", "ttl"), "7d",
             "how long a prediction waits for its label", metavar="DURATION"),
     Setting("join_max_rows", ("--join-max-rows",), ("MODELMON_JOIN_MAX_ROWS",),
@@ -277,11 +305,17 @@ def _segments(raw: Any, b: Baseline, where: str) -> tuple[Segment, ...]:
 
 
 def join_store_spec(text: str, ttl: float, max_rows: int, commit_interval: float,
-                    base_dir: Path | None = None) -> dict[str, Any]:
+                    base_dir: Path | None = None,
+                    environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The join store spec of ``--join-store``: ``memory``, ``sqlite:PATH`` or a Redis URL.
+
+    A SQLite path may start with ``~`` or ``$XDG_STATE_HOME`` (see :func:`state_home`).
 
     >>> join_store_spec("sqlite:/data/j.sqlite", 60.0, 100, 1.0)["path"]
     '/data/j.sqlite'
+    >>> join_store_spec("sqlite:$XDG_STATE_HOME/m/j.sqlite", 60.0, 100, 1.0,
+    ...                 environ={"XDG_STATE_HOME": "/srv/state"})["path"]
+    '/srv/state/m/j.sqlite'
     >>> join_store_spec("redis://r:6379/0", 60.0, 100, 1.0)["type"]
     'redis'
     """
@@ -294,6 +328,9 @@ def join_store_spec(text: str, ttl: float, max_rows: int, commit_interval: float
             p = p[2:]
         if not p:
             raise ValueError("sqlite: needs a file path, e.g. sqlite:/var/lib/modelmon/join.sqlite")
+        if p.startswith("$XDG_STATE_HOME"):
+            p = str(state_home(environ)) + p[len("$XDG_STATE_HOME"):]
+        p = os.path.expanduser(p)
         if base_dir is not None and not os.path.isabs(p):
             p = str(base_dir / p)
         return {"type": "sqlite", "path": p, "ttl_seconds": ttl, "max_rows": max_rows,
@@ -359,7 +396,7 @@ def _resolve(args: argparse.Namespace, env: Mapping[str, str]) -> SidecarConfig:
     try:
         spec = join_store_spec(str(store.raw), ttl, max_rows, commit,
                                file.directory if file is not None and store.source.kind == "file"
-                               else None)
+                               else None, environ=env)
     except ValueError as exc:
         raise store.error(str(exc)) from None
     return SidecarConfig(models=tuple(models), limits=limits, host=host, port=port,

@@ -111,9 +111,11 @@ class SQLiteJoinStore:
                                  f"has {sqlite3.sqlite_version}")
         self._clock = clock
         try:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(parent, exist_ok=True)  # like Prometheus' data directory
             self._conn = sqlite3.connect(self.path, check_same_thread=False,
                                          isolation_level=None, timeout=30)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:
             raise JoinStoreError(f"cannot open join store {self.path!r}: {e}") from e
         try:
             self._setup()

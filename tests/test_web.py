@@ -15,7 +15,7 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Counter
 
-from modelmon.drift import DriftService
+from modelmon.drift import DriftScrapeService
 from modelmon.drift.service import DriftApp, DriftHTTPServer
 from modelmon.sidecar.app import SidecarApp
 from modelmon.sidecar.server import SidecarServer
@@ -295,7 +295,7 @@ def test_route_validation_and_replacing_a_builtin() -> None:
 def test_both_commands_are_served_by_the_shell() -> None:
     sidecar_app = SidecarApp([make_baseline(rows=500)], registry=CollectorRegistry())
     sidecar = SidecarServer(sidecar_app, "127.0.0.1", 0)
-    svc = DriftService([f"http://127.0.0.1:{free_port()}/metrics"], window=60, interval=5,
+    svc = DriftScrapeService([f"http://127.0.0.1:{free_port()}/metrics"], window=60, interval=5,
                        registry=CollectorRegistry())
     assert isinstance(sidecar_app, WebApp) and isinstance(sidecar, WebServer)
     sidecar.start()

@@ -23,7 +23,7 @@ import pytest
 import requests
 import trustme
 import uvicorn
-from modelmon.drift import DriftService
+from modelmon.drift import DriftScrapeService
 from modelmon.drift.cli import ConfigError, add_arguments, resolve
 from modelmon.webconfig import (
     EXEMPT_PATHS,
@@ -286,10 +286,10 @@ def test_overlong_password_is_refused_not_raised():
 
 @pytest.fixture
 def drift() -> Iterator:
-    started: list[DriftService] = []
+    started: list[DriftScrapeService] = []
 
     def start(web_config: WebConfig | None) -> str:
-        svc = DriftService([f"http://127.0.0.1:{free_port()}/metrics"], window=60, interval=5,
+        svc = DriftScrapeService([f"http://127.0.0.1:{free_port()}/metrics"], window=60, interval=5,
                            registry=CollectorRegistry())
         started.append(svc)
         host, port = svc.serve("127.0.0.1", 0, web_config=web_config)

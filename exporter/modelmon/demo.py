@@ -158,7 +158,7 @@ class Demo:
     def run(self) -> DemoResult:
         from rich.console import Console
 
-        from .drift import DriftService
+        from .drift import DriftScrapeService
 
         console = Console()
         plain = self.plain if self.plain is not None else not console.is_terminal
@@ -182,7 +182,7 @@ class Demo:
         mon_server, mon_thread = start_http_server(self.monitor_port, addr="127.0.0.1",
                                                    registry=registry)
         mon_url = f"http://127.0.0.1:{mon_server.server_port}/metrics"
-        service = DriftService([mon_url], window=self.window, interval=self.interval,
+        service = DriftScrapeService([mon_url], window=self.window, interval=self.interval,
                                min_samples=100, registry=CollectorRegistry())
         _, drift_port = service.serve("127.0.0.1", self.drift_port)
         service.start()

@@ -2,7 +2,7 @@
 
 Every test starts real :class:`modelmon.monitor.Monitor` instances (each with
 its own registry) behind loopback HTTP servers and drives a real
-:class:`DriftService` through ``evaluate_once()`` with a fake clock. Expected
+:class:`DriftScrapeService` through ``evaluate_once()`` with a fake clock. Expected
 counts are computed from the raw values the test fed (not from the
 exporter's or the Monitor's arrays), and expected scores by applying
 ``modelmon.stats.drift_scores`` to them. Randomness is seeded.
@@ -39,7 +39,7 @@ from modelmon.catalogue import (
     OTHER,
     by_name,
 )
-from modelmon.drift import DriftService, SampleKey, ScoreKey
+from modelmon.drift import DriftScrapeService, SampleKey, ScoreKey
 from modelmon.monitor import Monitor
 from modelmon.stats import (DEFAULT_ALPHA, DEFAULT_EFFECT, DEFAULT_METHOD, bucket_counts,
                             drift_scores, holm_levels, null_model)
@@ -144,17 +144,17 @@ class FakeClock:
 
 
 @pytest.fixture
-def services() -> Iterator[list[DriftService]]:
-    made: list[DriftService] = []
+def services() -> Iterator[list[DriftScrapeService]]:
+    made: list[DriftScrapeService] = []
     yield made
     for s in made:
         s.stop()
 
 
-def make_service(services: list[DriftService], urls: list[str], **kw: object) -> DriftService:
+def make_service(services: list[DriftScrapeService], urls: list[str], **kw: object) -> DriftScrapeService:
     kw.setdefault("clock", FakeClock())
     kw.setdefault("timeout", 2.0)
-    svc = DriftService(urls, **kw)  # type: ignore[arg-type]
+    svc = DriftScrapeService(urls, **kw)  # type: ignore[arg-type]
     services.append(svc)
     return svc
 
@@ -782,15 +782,15 @@ def test_background_loop_runs_and_stops(replicas, services):
 
 def test_constructor_rejects_bad_settings():
     with pytest.raises(ValueError, match="at least one"):
-        DriftService([])
+        DriftScrapeService([])
     with pytest.raises(ValueError, match="more than once"):
-        DriftService(["http://a/metrics", "http://a/metrics"])
+        DriftScrapeService(["http://a/metrics", "http://a/metrics"])
     with pytest.raises(ValueError, match="not an http"):
-        DriftService(["ftp://a/metrics"])
+        DriftScrapeService(["ftp://a/metrics"])
     with pytest.raises(ValueError, match="window"):
-        DriftService(["http://a/metrics"], window=0)
+        DriftScrapeService(["http://a/metrics"], window=0)
     with pytest.raises(ValueError, match="min_samples"):
-        DriftService(["http://a/metrics"], min_samples=-1)
+        DriftScrapeService(["http://a/metrics"], min_samples=-1)
 
 
 def test_catalogue_labels_used_by_the_parser():

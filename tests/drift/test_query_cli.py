@@ -715,7 +715,7 @@ class Page:
 def test_scrape_mode_counts_failed_scrapes_and_skipped_series():
     from tests.conftest import free_port
 
-    from modelmon.drift import DriftService
+    from modelmon.drift import DriftScrapeService
 
     no_baseline = ('modelmon_feature_value_bucket{model="m",model_version="1",feature="x",le="1"} 1\n'
                    'modelmon_feature_value_bucket{model="m",model_version="1",feature="x",le="+Inf"} 2\n')
@@ -723,7 +723,7 @@ def test_scrape_mode_counts_failed_scrapes_and_skipped_series():
              Page(200, "<html>not metrics {{</html>\n")]
     try:
         urls = [p.url for p in pages] + [f"http://127.0.0.1:{free_port()}/metrics"]
-        svc = DriftService(urls, window=60, interval=15, timeout=2)
+        svc = DriftScrapeService(urls, window=60, interval=15, timeout=2)
         svc.evaluate_once()
         res = svc.evaluate_once()
         assert res.query_errors == {"http_5xx": 2, "http_4xx": 2, "bad_response": 2,

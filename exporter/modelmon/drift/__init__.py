@@ -1,10 +1,10 @@
 """The drift exporter: windows of live counts scored against the baseline.
 
-Scrape mode (no metrics store): :class:`DriftService` reads the replicas'
+Scrape mode (no metrics store): :class:`DriftScrapeService` reads the replicas'
 ``/metrics``, sums them, keeps a bounded ring of snapshots to form the windows
 (see :mod:`modelmon.drift.scrape` for the window rules), scores every series
 with :func:`modelmon.stats.drift_scores`, and exposes the results through
-:class:`DriftCollector` and :attr:`DriftService.latest`.
+:class:`DriftCollector` and :attr:`DriftScrapeService.latest`.
 
 Query mode (a Prometheus-compatible store holds every replica's series):
 :class:`DriftQueryService` reads the windows and baselines through the query
@@ -25,11 +25,20 @@ from .exposition import SeriesKey, parse_exposition
 from .promql import PromClient, QueryError, QueryOptions
 from .query import ModelSettings, QuerySource
 from .scrape import Windows, WindowStore
-from .service import BaseDriftService, DriftHTTPServer, DriftQueryService, DriftService
+from .service import (
+    BaseDriftService,
+    DriftApp,
+    DriftHTTPServer,
+    DriftQueryService,
+    DriftScrapeService,
+    DriftService,
+)
 from .verdict import VerdictSettings
 
 __all__ = [
+    "DriftScrapeService",
     "DriftService",
+    "DriftApp",
     "DriftQueryService",
     "BaseDriftService",
     "ModelSettings",

@@ -664,10 +664,10 @@ def _per_model(file: ConfigFile) -> FileSettings:
 
 def build_service(cfg: DriftConfig, **kwargs: Any) -> "BaseDriftService":
     """The service of ``cfg``'s mode (``kwargs`` go to its constructor, e.g. ``session``)."""
-    from .service import DriftQueryService, DriftService
+    from .service import DriftQueryService, DriftScrapeService
 
     if cfg.prometheus_url is None:
-        return DriftService(cfg.scrape, window=cfg.window, interval=cfg.interval,
+        return DriftScrapeService(cfg.scrape, window=cfg.window, interval=cfg.interval,
                             min_samples=cfg.min_samples, timeout=cfg.timeout,
                             verdict=cfg.verdict, models=cfg.models, **kwargs)
     return DriftQueryService(

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..catalogue import CALIBRATION_QUANTITIES, DRIFT_METHODS, ESTIMATED_METRICS
 from ..stats import drift_scores, estimate_performance
-from .exposition import PREDICTED_CLASS, Exposition, SeriesKey
+from .exposition import FAMILY_PREDICTED_CLASS, Exposition, SeriesKey
 from .scrape import Windows
 from .verdict import VerdictColumns, VerdictInput, VerdictSettings, judge
 
@@ -97,7 +97,7 @@ class BaselineTable:
         ratios: Mapping[float | str, float] | None
         if key.numeric:
             ratios = self.bucket_ratio.get(mv + (key.name,))  # type: ignore[assignment]
-        elif key.family == PREDICTED_CLASS:
+        elif key.family == FAMILY_PREDICTED_CLASS:
             ratios = self.class_ratio.get(mv)  # type: ignore[assignment]
         else:
             ratios = self.category_ratio.get(mv + (key.name,))  # type: ignore[assignment]
@@ -112,7 +112,7 @@ class BaselineTable:
         if key.numeric:  # cumulative -> per bucket, negatives (float noise) clipped
             r[1:] -= r[:-1].copy()
             np.maximum(r, 0.0, out=r)
-        if key.family == PREDICTED_CLASS:
+        if key.family == FAMILY_PREDICTED_CLASS:
             n = CLASS_REFERENCE_SAMPLES
         else:
             n = self.samples.get(mv + (key.name,), CLASS_REFERENCE_SAMPLES)

@@ -19,26 +19,26 @@ __all__ = [
     "SeriesKey",
     "Exposition",
     "parse_exposition",
-    "FEATURE_VALUE",
-    "FEATURE_CATEGORY",
-    "PREDICTION_VALUE",
-    "PREDICTED_CLASS",
+    "FAMILY_FEATURE_VALUE",
+    "FAMILY_FEATURE_CATEGORY",
+    "FAMILY_PREDICTION_VALUE",
+    "FAMILY_PREDICTED_CLASS",
     "PREDICTED_CLASS_OUTPUT",
 ]
 
 #: Series families (the ``family`` of a :class:`SeriesKey`).
-FEATURE_VALUE = "feature_value"
-FEATURE_CATEGORY = "feature_category"
-PREDICTION_VALUE = "prediction_value"
-PREDICTED_CLASS = "predicted_class"
+FAMILY_FEATURE_VALUE = "feature_value"
+FAMILY_FEATURE_CATEGORY = "feature_category"
+FAMILY_PREDICTION_VALUE = "prediction_value"
+FAMILY_PREDICTED_CLASS = "predicted_class"
 #: The ``output`` label value of the predicted-class distribution's drift scores.
 PREDICTED_CLASS_OUTPUT = "predicted_class"
 
 # The sample names parsed (query mode reads the same ones from the catalogue).
 _FV_BUCKET = cat.FEATURE_VALUE.bucket_name
 _PV_BUCKET = cat.PREDICTION_VALUE.bucket_name
-_FEATURE_CATEGORY = cat.FEATURE_CATEGORY.name
-_PREDICTED_CLASS = cat.PREDICTED_CLASS.name
+_CATEGORY_SAMPLE = cat.FEATURE_CATEGORY.name
+_CLASS_SAMPLE = cat.PREDICTED_CLASS.name
 _BUCKET_RATIO = cat.BASELINE_BUCKET_RATIO.name
 _CATEGORY_RATIO = cat.BASELINE_CATEGORY_RATIO.name
 _CLASS_RATIO = cat.BASELINE_CLASS_RATIO.name
@@ -51,18 +51,19 @@ class SeriesKey(NamedTuple):
 
     model: str
     model_version: str
-    family: str  # FEATURE_VALUE, FEATURE_CATEGORY, PREDICTION_VALUE or PREDICTED_CLASS
+    family: str  # one of the FAMILY_* constants
     name: str  # feature or output name; PREDICTED_CLASS_OUTPUT for the class distribution
 
     @property
     def kind(self) -> str:
         """``"feature"`` or ``"output"``."""
-        return "feature" if self.family in (FEATURE_VALUE, FEATURE_CATEGORY) else "output"
+        features = (FAMILY_FEATURE_VALUE, FAMILY_FEATURE_CATEGORY)
+        return "feature" if self.family in features else "output"
 
     @property
     def numeric(self) -> bool:
         """True for histograms (ordered buckets), False for categories and classes."""
-        return self.family in (FEATURE_VALUE, PREDICTION_VALUE)
+        return self.family in (FAMILY_FEATURE_VALUE, FAMILY_PREDICTION_VALUE)
 
 
 @dataclass
@@ -107,9 +108,9 @@ def parse_exposition(text: str) -> Exposition:
     ... modelmon_predicted_class_total{model="m",model_version="1",class="yes"} 4
     ... modelmon_baseline_samples{model="m",model_version="1",feature="x"} 100
     ... ''')
-    >>> e.live[SeriesKey("m", "1", FEATURE_VALUE, "x")]
+    >>> e.live[SeriesKey("m", "1", FAMILY_FEATURE_VALUE, "x")]
     {0.5: 3.0, inf: 5.0}
-    >>> e.live[SeriesKey("m", "1", PREDICTED_CLASS, "predicted_class")]
+    >>> e.live[SeriesKey("m", "1", FAMILY_PREDICTED_CLASS, "predicted_class")]
     {'yes': 4.0}
     >>> e.baseline_samples
     {('m', '1', 'x'): 100.0}
@@ -136,20 +137,21 @@ def parse_exposition(text: str) -> Exposition:
                 if series is None or le is None or not _count_ok(value):
                     out.rejected += 1
                     continue
-                fam_id = FEATURE_VALUE if name == _FV_BUCKET else PREDICTION_VALUE
+                fam_id = FAMILY_FEATURE_VALUE if name == _FV_BUCKET else FAMILY_PREDICTION_VALUE
                 live.setdefault(SeriesKey(model, version, fam_id, series), {})[le] = value
-            elif name == _FEATURE_CATEGORY:
-                series, cat = lab.get("feature"), lab.get("category")
-                if series is None or cat is None or not _count_ok(value):
+            elif name == _CATEGORY_SAMPLE:
+                series, category = lab.get("feature"), lab.get("category")
+                if series is None or category is None or not _count_ok(value):
                     out.rejected += 1
                     continue
-                live.setdefault(SeriesKey(model, version, FEATURE_CATEGORY, series), {})[cat] = value
-            elif name == _PREDICTED_CLASS:
+                key = SeriesKey(model, version, FAMILY_FEATURE_CATEGORY, series)
+                live.setdefault(key, {})[category] = value
+            elif name == _CLASS_SAMPLE:
                 cls = lab.get("class")
                 if cls is None or not _count_ok(value):
                     out.rejected += 1
                     continue
-                key = SeriesKey(model, version, PREDICTED_CLASS, PREDICTED_CLASS_OUTPUT)
+                key = SeriesKey(model, version, FAMILY_PREDICTED_CLASS, PREDICTED_CLASS_OUTPUT)
                 live.setdefault(key, {})[cls] = value
             elif name == _BUCKET_RATIO:
                 series = lab.get("feature")
@@ -159,8 +161,8 @@ def parse_exposition(text: str) -> Exposition:
                     continue
                 out.bucket_ratio.setdefault((model, version, series), {})[le] = value
             elif name == _CATEGORY_RATIO:
-                series, cat = lab.get("feature"), lab.get("category")
-                if series is None or cat is None or not _count_ok(value):
+                series, category = lab.get("feature"), lab.get("category")
+                if series is None or category is None or not _count_ok(value):
                     out.rejected += 1
                     continue
                 out.category_ratio.setdefault((model, version, series), {})[cat] = value
@@ -186,7 +188,7 @@ def parse_exposition(text: str) -> Exposition:
     return out
 
 
-_KNOWN = frozenset({_FV_BUCKET, _PV_BUCKET, _FEATURE_CATEGORY, _PREDICTED_CLASS, _BUCKET_RATIO,
+_KNOWN = frozenset({_FV_BUCKET, _PV_BUCKET, _CATEGORY_SAMPLE, _CLASS_SAMPLE, _BUCKET_RATIO,
                     _CATEGORY_RATIO, _CLASS_RATIO, _BASELINE_SAMPLES, _CALIBRATION})
 
 

@@ -77,11 +77,11 @@ from .evaluate import (
     score_rows,
 )
 from .exposition import (
-    FEATURE_CATEGORY,
-    FEATURE_VALUE,
-    PREDICTED_CLASS,
+    FAMILY_FEATURE_CATEGORY,
+    FAMILY_FEATURE_VALUE,
+    FAMILY_PREDICTED_CLASS,
     PREDICTED_CLASS_OUTPUT,
-    PREDICTION_VALUE,
+    FAMILY_PREDICTION_VALUE,
     SeriesKey,
 )
 from .promql import PromClient, QueryError
@@ -265,8 +265,10 @@ _SHAPES: dict[str, tuple[tuple[str, ...], str | None]] = {
 }
 _BASELINE_QUERIES = ("bucket_ratio", "category_ratio", "class_ratio", "samples", "calibration")
 #: Families in the order series are taken (the first of two with one name wins).
-_ORDER = ((FEATURE_CATEGORY, "feature_category"), (FEATURE_VALUE, "feature_value"),
-          (PREDICTED_CLASS, "predicted_class"), (PREDICTION_VALUE, "prediction_value"))
+_ORDER = ((FAMILY_FEATURE_CATEGORY, "feature_category"),
+          (FAMILY_FEATURE_VALUE, "feature_value"),
+          (FAMILY_PREDICTED_CLASS, "predicted_class"),
+          (FAMILY_PREDICTION_VALUE, "prediction_value"))
 
 
 class EvaluationFailed(Exception):
@@ -659,7 +661,7 @@ class QuerySource:
             for fam_id, name in _ORDER:
                 cur = vectors[f"{d}/current/{name}"]
                 prev = vectors[f"{d}/previous/{name}"]
-                if fam_id in (FEATURE_VALUE, PREDICTION_VALUE):
+                if fam_id in (FAMILY_FEATURE_VALUE, FAMILY_PREDICTION_VALUE):
                     part = _numeric(fam_id, cur, prev, vectors[f"{d}/current/{name}_replicas"],
                                     vectors[f"{d}/previous/{name}_replicas"], ctx)
                 else:
@@ -693,7 +695,7 @@ class QuerySource:
             return {}
         windows: dict[tuple[str, str, str], tuple[Any, np.ndarray]] = {}
         for p in parts:
-            if p.family == PREDICTION_VALUE:
+            if p.family == FAMILY_PREDICTION_VALUE:
                 for i, (m, v, _, name) in enumerate(p.idents):
                     if (m, v) in cals:
                         windows[(m, v, name)] = (p.labels[i], p.current[i])
@@ -753,7 +755,7 @@ def _numeric(fam: str, cur_cols: Columns, prev_cols: Columns, cur_spread: Column
     skipped series (and unusual set-ups: several window groups, conflicting
     baseline ids, unequal replicas, duplicate names) take a loop per series.
     """
-    kind = "feature" if fam == FEATURE_VALUE else "output"
+    kind = "feature" if fam == FAMILY_FEATURE_VALUE else "output"
     cur, prev = group_histograms(cur_cols), group_histograms(prev_cols)
     spread, pspread = _spread(cur_spread), _spread(prev_spread)
     skip = ctx.skip
@@ -874,7 +876,7 @@ def _categorical(fam: str, cur_cols: Columns, prev_cols: Columns, ctx: _Context)
     prev_bad, prev_values = _counters(prev_cols)
 
     def key_of(raw: tuple[str, ...]) -> SeriesKey:
-        if fam == PREDICTED_CLASS:
+        if fam == FAMILY_PREDICTED_CLASS:
             return SeriesKey(raw[0], raw[1], fam, PREDICTED_CLASS_OUTPUT)
         return SeriesKey(raw[0], raw[1], fam, raw[2])
 

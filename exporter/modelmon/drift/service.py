@@ -1,6 +1,6 @@
 """The drift exporter services, their loop and their HTTP endpoints.
 
-:class:`DriftService` is scrape mode (reads the replicas' ``/metrics``);
+:class:`DriftScrapeService` is scrape mode (reads the replicas' ``/metrics``);
 :class:`DriftQueryService` is query mode (reads a Prometheus-compatible store
 through its query API, see :mod:`modelmon.drift.query`). Both share
 :class:`BaseDriftService`: the results swap, the loop, the self-monitoring
@@ -8,7 +8,7 @@ counters and the HTTP server.
 
 In-process use (what the demo does)::
 
-    svc = DriftService(["http://127.0.0.1:8000/metrics"], window=60, interval=5,
+    svc = DriftScrapeService(["http://127.0.0.1:8000/metrics"], window=60, interval=5,
                        min_samples=50)
     host, port = svc.serve("127.0.0.1", 0)   # /metrics, /-/healthy, /-/ready
     svc.start()                               # evaluates every `interval` in a daemon thread
@@ -17,7 +17,7 @@ In-process use (what the demo does)::
     res.scores[ScoreKey("m", "1", "feature", "x", "psi", "baseline")]
     svc.stop()
 
-Tests call :meth:`DriftService.evaluate_once` directly with a fake clock.
+Tests call :meth:`DriftScrapeService.evaluate_once` directly with a fake clock.
 
 Query mode::
 
@@ -50,7 +50,7 @@ from ..web import HTTPError, Request, WebApp, WebServer
 from ..webconfig import WebConfig
 from .collector import DURATION_BUCKETS, DURATION_LES, DriftCollector, score_exposition
 from .evaluate import EMPTY_SCORES, BaselineTable, DriftResults, compute_scores, estimate
-from .exposition import PREDICTION_VALUE, SeriesKey
+from .exposition import FAMILY_PREDICTION_VALUE, SeriesKey
 from .exposition import Exposition
 from .promql import PromClient, QueryOptions
 from .query import (
@@ -63,7 +63,7 @@ from .query import (
 from .scrape import ScrapeError, WindowStore, fetch
 from .verdict import DEFAULT_VERDICT, VerdictSettings
 
-__all__ = ["BaseDriftService", "DriftService", "DriftQueryService", "DriftApp", "DriftHTTPServer"]
+__all__ = ["BaseDriftService", "DriftScrapeService", "DriftService", "DriftQueryService", "DriftApp", "DriftHTTPServer"]
 
 log = logging.getLogger("modelmon.drift")
 
@@ -209,7 +209,7 @@ def _scrape_reason(message: str) -> str:
     return "bad_response"
 
 
-class DriftService(BaseDriftService):
+class DriftScrapeService(BaseDriftService):
     """Scrapes the replicas' ``/metrics``, forms windows, scores drift, exposes the results.
 
     Parameters
@@ -317,7 +317,7 @@ class DriftService(BaseDriftService):
                                     settings_of=self.verdict_of)
             estimates = {}
             for (m, v), cal in self._baseline.calibrations.items():
-                key = SeriesKey(m, v, PREDICTION_VALUE, cal.output)
+                key = SeriesKey(m, v, FAMILY_PREDICTION_VALUE, cal.output)
                 if key in windows.current:
                     est = estimate(cal, windows.labels[key], windows.current[key],
                                    self.min_samples)
@@ -381,6 +381,10 @@ class DriftService(BaseDriftService):
             self._source_ok[src] = True
 
 
+#: The old name of :class:`DriftScrapeService` (scrape mode), kept for code that imports it.
+DriftService = DriftScrapeService
+
+
 class DriftQueryService(BaseDriftService):
     """Query mode: drift of the whole fleet from a Prometheus-compatible store.
 
@@ -417,7 +421,7 @@ class DriftQueryService(BaseDriftService):
     session : requests.Session or None
         HTTP session (a seam for tests); a new one when None.
     registry, clock :
-        As for :class:`DriftService`.
+        As for :class:`DriftScrapeService`.
     concurrency : int
         Queries in flight at once.
     evaluation_delay : float

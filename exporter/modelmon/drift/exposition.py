@@ -165,7 +165,7 @@ def parse_exposition(text: str) -> Exposition:
                 if series is None or category is None or not _count_ok(value):
                     out.rejected += 1
                     continue
-                out.category_ratio.setdefault((model, version, series), {})[cat] = value
+                out.category_ratio.setdefault((model, version, series), {})[category] = value
             elif name == _CLASS_RATIO:
                 cls = lab.get("class")
                 if cls is None or not _count_ok(value):

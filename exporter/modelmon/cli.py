@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .baseline import Baseline, BaselineError
-from .tables import TableError, read_table
+from .datafiles import TableError, read_table
 
 __all__ = ["main", "build_parser"]
 

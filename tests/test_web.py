@@ -205,9 +205,8 @@ def test_a_slow_metrics_render_in_a_thread_does_not_hold_up_other_requests() -> 
             requests.get(server.url + "/metrics", timeout=10)))
         t.start()
         assert started.wait(5)
-        t0 = time.monotonic()
-        assert requests.get(server.url + "/-/healthy", timeout=5).status_code == 200
-        assert time.monotonic() - t0 < 2
+        # answered within the request's timeout (it raises otherwise) while /metrics is held
+        assert requests.get(server.url + "/-/healthy", timeout=2).status_code == 200
         release.set()
         t.join(10)
         assert result[0].text == "slow 1\n"

@@ -348,9 +348,9 @@ def test_drift_exporter_stays_responsive_while_a_client_stalls_the_handshake(tmp
     addr = drift(tls_auth_config(tmp_path, pki))
     host, port = addr.split(":")
     with socket.create_connection((host, int(port))):  # connects, sends nothing
-        t0 = time.monotonic()
-        r = requests.get(f"https://{addr}/-/healthy", verify=str(pki.ca_file), timeout=5)
-        assert r.status_code == 200 and time.monotonic() - t0 < 2
+        # answered within the request's timeout (it raises otherwise), not after the stall
+        r = requests.get(f"https://{addr}/-/healthy", verify=str(pki.ca_file), timeout=2)
+        assert r.status_code == 200
 
 
 def test_drift_exporter_basic_auth_only(tmp_path, drift):

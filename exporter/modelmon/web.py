@@ -466,7 +466,9 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
     async def on_tick(self, counter: int) -> bool:
-        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+        if self._drain_until is not None and time.monotonic() >= self._drain_until \
+                and not self.should_exit:
+            log.info("event=drained delay_seconds=%g", self._delay)
             self.should_exit = True
         return await super().on_tick(counter)
 

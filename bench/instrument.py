@@ -262,22 +262,7 @@ class PromInstruments:
 
 
 def run_prom_cached(w: Workload, n: int) -> Callable[[PromInstruments], None]:
-    events, scores = w.events[:n], w.event_scores[:n]
-    numeric = list(w.numeric)
-    categorical = list(w.categorical)
-
-    def run(p: PromInstruments) -> None:
-        hists = [(name, p.hist_c[name].observe) for name in numeric]
-        cats = [(name, p.cat_c[name], p.cat_c[name][OTHER]) for name in categorical]
-        score_observe, preds_inc = p.score_c.observe, p.preds_c.inc
-        for ev, s in zip(events, scores):
-            for name, observe in hists:
-                observe(ev[name])
-            for name, children, other in cats:
-                children.get(ev[name], other).inc()
-            score_observe(s)
-            preds_inc()
-    return run
+    return cached_slice(w, 0, n)
 
 
 def run_prom_scraped(w: Workload, n: int, every: int) -> Callable[[PromInstruments], None]:

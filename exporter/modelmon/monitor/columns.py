@@ -182,13 +182,8 @@ def _numeric_slow(name: str, values: list[Any], required: bool, problems: Proble
         else:
             wrong += 1
             example = v
-    if missing and required:
-        problems.violation(name, "missing_required", missing)
-    if wrong:
-        problems.violation(name, "wrong_type", wrong,
-                           f"expected a number, got {type(example).__name__}")
-    if nonfinite:
-        problems.violation(name, "non_finite", nonfinite, "NaN or infinite value")
+    _report(problems, name, required, missing, wrong, nonfinite,
+            f"expected a number, got {type(example).__name__}")
     return np.asarray(good, dtype=np.float64)
 
 
@@ -259,14 +254,20 @@ def categorical_slots(name: str, col: Any, n: int, lookup: Mapping[str, int], ot
             keep[i] = False
         else:
             a[i] = get(key, other)
+    _report(problems, name, required, missing, wrong, nonfinite,
+            f"expected a string, number or bool, got {type(example).__name__}")
+    return a[keep]
+
+
+def _report(problems: Problems, name: str, required: bool, missing: int, wrong: int,
+            nonfinite: int, wrong_detail: str) -> None:
+    """Count a column's missing (when required), wrongly typed and non-finite values."""
     if missing and required:
         problems.violation(name, "missing_required", missing)
     if wrong:
-        problems.violation(name, "wrong_type", wrong,
-                           f"expected a string, number or bool, got {type(example).__name__}")
+        problems.violation(name, "wrong_type", wrong, wrong_detail)
     if nonfinite:
         problems.violation(name, "non_finite", nonfinite, "NaN or infinite value")
-    return a[keep]
 
 
 # -- the arguments of Monitor.observe_batch ---------------------------------------------

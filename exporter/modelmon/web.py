@@ -460,7 +460,9 @@ class _Server(uvicorn.Server):
             self._drain_until = time.monotonic() + self._delay
             log.info("event=draining signal=SIGTERM delay_seconds=%g", self._delay)
             return
-        log.info("event=shutdown signal=%s", signal.Signals(sig).name if sig else "stop")
+        # a signal is worth a line; a stop() from the embedding program (tests, the demo) is not
+        log.log(logging.INFO if sig else logging.DEBUG, "event=shutdown signal=%s",
+                signal.Signals(sig).name if sig else "stop")
         if self.should_exit:
             self.force_exit = True
         self.should_exit = True

@@ -25,14 +25,30 @@ from .exposition import SeriesKey, parse_exposition
 from .promql import PromClient, QueryError, QueryOptions
 from .query import ModelSettings, QuerySource
 from .scrape import Windows, WindowStore
-from .service import (
-    BaseDriftService,
-    DriftApp,
-    DriftHTTPServer,
-    DriftQueryService,
-    DriftScrapeService,
-    DriftService,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .service import (
+        BaseDriftService,
+        DriftApp,
+        DriftHTTPServer,
+        DriftQueryService,
+        DriftScrapeService,
+        DriftService,
+    )
+
+#: The services serve HTTP (uvicorn): imported on first use, so that scoring windows with
+#: this package (QuerySource, the statistics, the results) does not load a web server.
+_SERVICE_NAMES = frozenset({"BaseDriftService", "DriftApp", "DriftHTTPServer",
+                            "DriftQueryService", "DriftScrapeService", "DriftService"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SERVICE_NAMES:
+        from . import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 from .verdict import VerdictSettings
 
 __all__ = [

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+
+from modelmon.web import lifespan
 import requests
 import trustme
 import uvicorn
@@ -429,13 +431,8 @@ def test_cli_flag_and_environment(tmp_path):
 
 async def tiny_app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
+        return
     body = f"hello {scope['path']}\n".encode()
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})

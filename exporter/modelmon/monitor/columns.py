@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
     "category_counts",
     "event_columns",
     "numeric_values",
+    "tuple_getter",
 ]
 
 NUMERIC_TYPES = (int, float, np.integer, np.floating)  # bool is an int: accepted as 0/1
@@ -314,3 +315,20 @@ def batch_scores(probabilities: Any, n: int, names: list[str]) -> Sequence[Any] 
     if a.ndim == 2:
         return [tuple(r) for r in a.tolist()]
     return list(a.tolist())
+
+
+def tuple_getter(names: Sequence[str], by: Callable[..., Any] = itemgetter
+                 ) -> Callable[[Any], tuple[Any, ...]]:
+    """A C-speed function from a mapping (``by=itemgetter``) or an object
+    (``by=attrgetter``) to the tuple of its values at ``names``: always a tuple, where
+    ``itemgetter`` of one name returns the bare value.
+
+    >>> tuple_getter(["b"])({"a": 1, "b": 2}), tuple_getter(["b", "a"])({"a": 1, "b": 2})
+    ((2,), (2, 1))
+    """
+    if not names:
+        return lambda f: ()
+    if len(names) == 1:
+        get = by(names[0])
+        return lambda f: (get(f),)
+    return by(*names)  # type: ignore[no-any-return]

@@ -15,7 +15,6 @@ import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from .columns import (
     category_counts,
     event_columns,
     numeric_values,
+    tuple_getter,
 )
 
 __all__ = ["CategoricalCounts", "CountsView", "ModelCounts", "NumericCounts", "RawEvent"]
@@ -126,8 +126,8 @@ class ModelCounts:
         self.categorical = {n: CategoricalCounts(s)
                             for n, s in baseline.categorical_features.items()}
         self.numeric_order = {name: j for j, name in enumerate(self.numeric_names)}
-        self._num_get = _tuple_getter(self.numeric_names)
-        self._cat_get = _tuple_getter(list(self.categorical))
+        self._num_get = tuple_getter(self.numeric_names)
+        self._cat_get = tuple_getter(list(self.categorical))
         self.feature_names = list(baseline.features)
         self.outputs = {n: NumericCounts(s) for n, s in baseline.numeric_outputs.items()}
         self.prob_names = list(baseline.probabilities)
@@ -429,13 +429,3 @@ class ModelCounts:
             latency=(np.cumsum(self.latency), self.latency_sum),
         )
 
-
-def _tuple_getter(names: list[str]) -> Any:
-    """A C-speed function from a mapping to the tuple of its values at ``names`` (always a
-    tuple: ``itemgetter`` of one name returns the bare value)."""
-    if not names:
-        return lambda f: ()
-    if len(names) == 1:
-        get = itemgetter(names[0])
-        return lambda f: (get(f),)
-    return itemgetter(*names)

@@ -22,6 +22,7 @@ from typing import Any
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
 from ..baseline import Baseline
+from ..catalogue import UNKNOWN
 from .buffer import Decoder, Pending
 from .collector import MonitorCollector
 from .columns import (
@@ -40,7 +41,6 @@ from .view import ModelView, MonitorView
 
 __all__ = ["Monitor", "SchemaViolationError"]
 
-_UNKNOWN_FEATURE = ("__unknown__", "unknown_feature")
 
 
 class _Model:
@@ -206,12 +206,7 @@ class Monitor:
         if self.strict:
             self._count_now(m, [event])
             return
-        p = m.pending
-        with p.lock:  # Pending.add_event, inlined: this is the hot path
-            p.events.append(event)
-            p.size += 1
-            full = p.size >= self.flush_at
-        if full:
+        if m.pending.add_event(event) >= self.flush_at:
             self._fold(m)
 
     def observe_batch(
@@ -265,7 +260,7 @@ class Monitor:
                 cols[name] = [None] * n
         unknown = [k for k in columns if k not in counts.missing]
         if unknown:
-            problems.violation(*_UNKNOWN_FEATURE, n * len(unknown), ", ".join(unknown[:5]))
+            problems.violation(UNKNOWN, "unknown_feature", n * len(unknown), ", ".join(unknown[:5]))
         preds = batch_list(predictions, n, "predictions")
         probs = batch_scores(probabilities, n, counts.prob_names)
         lats = batch_list(latency_seconds, n, "latency_seconds")

@@ -97,8 +97,14 @@ def default_join_store(environ: Mapping[str, str] = os.environ) -> str:
     >>> default_join_store({"XDG_STATE_HOME": "/var/lib"})
     'sqlite:/var/lib/modelmon/join.sqlite'
     """
-    return "sqlite:" + str(join_store_spec(DEFAULT_JOIN_STORE, 1.0, 1, 1.0,
-                                           environ=environ)["path"])
+    return "sqlite:" + _sqlite_path(DEFAULT_JOIN_STORE.removeprefix("sqlite:"), environ)
+
+
+def _sqlite_path(path: str, environ: Mapping[str, str]) -> str:
+    """``~`` and a leading ``$XDG_STATE_HOME`` (:func:`state_home`) expanded."""
+    if path.startswith("$XDG_STATE_HOME"):
+        path = str(state_home(environ)) + path[len("$XDG_STATE_HOME"):]
+    return os.path.expanduser(path)
 
 
 #: The settings of ``modelmon sidecar``: flag > ``MODELMON_*`` variable > file key > default.
@@ -328,9 +334,7 @@ def join_store_spec(text: str, ttl: float, max_rows: int, commit_interval: float
             p = p[2:]
         if not p:
             raise ValueError("sqlite: needs a file path, e.g. sqlite:/var/lib/modelmon/join.sqlite")
-        if p.startswith("$XDG_STATE_HOME"):
-            p = str(state_home(environ)) + p[len("$XDG_STATE_HOME"):]
-        p = os.path.expanduser(p)
+        p = _sqlite_path(p, environ)
         if base_dir is not None and not os.path.isabs(p):
             p = str(base_dir / p)
         return {"type": "sqlite", "path": p, "ttl_seconds": ttl, "max_rows": max_rows,

@@ -33,7 +33,7 @@ import numpy as np
 from ..baseline import Baseline, CategoricalSummary
 from ..catalogue import MAX_PREDICTION_ID_LENGTH, UNKNOWN
 from ..monitor import Monitor
-from ..monitor.columns import ValidatedColumns
+from ..monitor.columns import ValidatedColumns, tuple_getter
 
 __all__ = ["MAX_ERRORS", "Event", "IngestResult", "Ingestor", "RequestError"]
 
@@ -308,8 +308,10 @@ class Ingestor:
         self.prob_names = list(baseline.probabilities)
         self.prob_set = frozenset(self.prob_names)
         self._typed_batch, self._typed_event = _typed_decoders(baseline)
-        self._num_get = _getter(len(self.numeric), len(self.categorical), True)
-        self._cat_get = _getter(len(self.numeric), len(self.categorical), False)
+        # the typed decoder's feature fields are f0, f1, ...: numeric ones first
+        fields = [f"f{i}" for i in range(len(self.numeric) + len(self.categorical))]
+        self._num_get = tuple_getter(fields[:len(self.numeric)], attrgetter)
+        self._cat_get = tuple_getter(fields[len(self.numeric):], attrgetter)
 
     # -- decoding -----------------------------------------------------------------
 
@@ -694,14 +696,3 @@ def _typed_decoders(b: Baseline) -> tuple[msgspec.json.Decoder, msgspec.json.Dec
                               forbid_unknown_fields=True)
     return msgspec.json.Decoder(batch), msgspec.json.Decoder(event)
 
-
-def _getter(n_num: int, n_cat: int, numeric: bool) -> Any:
-    """A C-speed function from a features struct to the tuple of its numeric (or
-    categorical) values, always a tuple (attrgetter of one name returns a scalar)."""
-    names = [f"f{i}" for i in (range(n_num) if numeric else range(n_num, n_num + n_cat))]
-    if not names:
-        return lambda f: ()
-    if len(names) == 1:
-        get = attrgetter(names[0])
-        return lambda f: (get(f),)
-    return attrgetter(*names)
